@@ -1,0 +1,112 @@
+"""The single-record pipeline: record -> quality -> measure -> criteria -> retrieve -> compose -> report.
+
+`Resources` holds what is loaded once per process (knowledge documents, index, LLM backend) so
+that one record and 21,799 records run the same code without reloading anything per record.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .criteria import evaluate_criteria
+from .errors import UnusableSignalError
+from .knowledge import KnowledgeDoc, knowledge_hash, load_documents
+from .measure import measure_ecg
+from .quality import assess_quality
+from .record import Ecg, read_record
+from .report import Report, VersionInfo
+from .settings import Settings, get_settings
+
+
+@dataclass
+class Resources:
+    settings: Settings = field(default_factory=get_settings)
+    use_llm: bool = True
+    use_retrieval: bool = True
+    _docs: list[KnowledgeDoc] | None = None
+    _index: object | None = None
+    _backend: object | None = None
+
+    @property
+    def docs(self) -> list[KnowledgeDoc]:
+        if self._docs is None:
+            self._docs = load_documents(self.settings.all_knowledge_dirs())
+        return self._docs
+
+    @property
+    def index(self):
+        if self._index is None:
+            from .index import ensure_index
+            self._index = ensure_index(self.settings)
+        return self._index
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from .llm import load_backend
+            self._backend = load_backend(self.settings)
+        return self._backend
+
+
+def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
+    """Diagnose one `Ecg`. Raises UnusableSignalError when the quality gate refuses the record."""
+    from .compose import compose_diagnosis
+    from .retrieve import Evidence, retrieve_evidence
+
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    quality = assess_quality(ecg)
+    timings["quality_s"] = time.perf_counter() - t
+    if quality.verdict == "unusable":
+        raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
+
+    t = time.perf_counter()
+    measurements = measure_ecg(ecg, quality.usable_leads())
+    timings["measure_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    candidates = evaluate_criteria(measurements, resources.docs, sex=ecg.sex)
+    timings["criteria_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if resources.use_retrieval:
+        evidence = retrieve_evidence(resources.index, measurements, candidates, k=resources.settings.retrieve_k)
+    else:
+        evidence = Evidence(query="", measurements=measurements.flat())
+    timings["retrieve_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    backend = resources.backend if resources.use_llm else None
+    diagnosis = compose_diagnosis(measurements, quality, candidates, evidence, backend, resources.settings)
+    timings["compose_s"] = time.perf_counter() - t
+
+    versions = VersionInfo(package=__version__, knowledge_hash=knowledge_hash(resources.docs),
+                           index_hash=getattr(resources._index, "index_hash", None),
+                           model=diagnosis.llm.model, model_sha256=diagnosis.llm.model_sha256,
+                           embedding_model=getattr(resources._index, "embedding_model_name", None))
+    return Report(source=Path(ecg.source_path).name, source_format=ecg.source_format,
+                  sampling_rate_hz=ecg.sampling_rate_hz, duration_s=round(ecg.duration_s, 3),
+                  derived_leads=ecg.derived_leads, measurements=measurements, quality=quality,
+                  candidate_scores=candidates.scores,
+                  criteria=[c for c in candidates.candidates if c.score >= 0.1],
+                  diagnosis=diagnosis, evidence=evidence, versions=versions,
+                  timings_s={k: round(v, 4) for k, v in timings.items()},
+                  device_statements=list(ecg.device_statements))
+
+
+def diagnose(path_or_ecg: str | Path | Ecg, *, resources: Resources | None = None, **settings_overrides) -> Report:
+    """Python API: diagnose a record path or an `Ecg`."""
+    resources = resources or Resources(settings=get_settings(**settings_overrides))
+    ecg = path_or_ecg if isinstance(path_or_ecg, Ecg) else read_record(path_or_ecg)
+    return diagnose_ecg(ecg, resources)
+
+
+def measure(path_or_ecg: str | Path | Ecg):
+    """Python API: quality and measurements of a record, no diagnosis."""
+    ecg = path_or_ecg if isinstance(path_or_ecg, Ecg) else read_record(path_or_ecg)
+    quality = assess_quality(ecg)
+    if quality.verdict == "unusable":
+        raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
+    return measure_ecg(ecg, quality.usable_leads()), quality

