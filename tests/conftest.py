@@ -24,9 +24,23 @@ def data_dir() -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    """One RAGECG_HOME for the whole run, so the knowledge index is built once, not per test."""
+    return tmp_path_factory.mktemp("ragecg_home")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Every test gets its own RAGECG_HOME unless it shares the session's prebuilt index."""
-    monkeypatch.setenv("RAGECG_HOME", str(tmp_path_factory.mktemp("ragecg_home")))
+def _home(session_home, monkeypatch):
+    """Never touch the user's real data dir; tests that change the index use `tmp_home`."""
+    monkeypatch.setenv("RAGECG_HOME", str(session_home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def tmp_home(tmp_path, monkeypatch) -> Path:
+    """A private RAGECG_HOME for tests that add, remove or corrupt index files."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAGECG_HOME", str(home))
+    return home

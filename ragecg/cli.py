@@ -1,0 +1,323 @@
+"""Command line: `ragecg diagnose|measure|knowledge|evaluate|models|schema|version`.
+
+Results go to stdout, progress and logs to stderr. Errors are one line on stderr with a documented
+exit code (README.md); tracebacks are never shown (they could carry patient data) unless
+RAGECG_DEBUG=1.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import EXIT_PARTIAL, RagecgError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  pretty_exceptions_show_locals=False,
+                  help="Training-free 12-lead ECG interpretation: measurements, cited criteria, retrieval, local LLM.")
+knowledge_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, pretty_exceptions_show_locals=False,
+                            help="Build, inspect and extend the cardiology knowledge base and its FAISS index.")
+app.add_typer(knowledge_app, name="knowledge")
+
+
+def _err(msg: str) -> None:
+    print(f"ragecg: {msg}", file=sys.stderr)
+
+
+def _settings(**overrides):
+    from .settings import get_settings
+    return get_settings(**overrides)
+
+
+def _resources(no_llm: bool, model: Optional[Path], llm_url: Optional[str], llm_timeout: Optional[float],
+               no_retrieval: bool = False):
+    from .pipeline import Resources
+    settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
+    return Resources(settings=settings, use_llm=not no_llm, use_retrieval=not no_retrieval)
+
+
+def _expand_records(paths: list[Path]) -> list[Path]:
+    """Files given, and the records inside folders given (WFDB headers and clinical formats)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in
+                           (".hea", ".xml", ".dcm", ".edf", ".scp", ".csv", ".npy"))
+            out.extend(found or [p])
+        else:
+            out.append(p)
+    return out
+
+
+@app.command()
+def diagnose(
+    records: list[Path] = typer.Argument(..., help="WFDB .hea (or record name), clinical ECG files, or folders of them."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON document (see `ragecg schema`)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write report.json, report.md and report.html here "
+                                                            "(one sub-folder per record when several)."),
+    fmt: str = typer.Option("text", "--format", help="stdout format without --json: text, md or html."),
+    no_llm: bool = typer.Option(False, "--no-llm", help="Criteria only: skip the LLM."),
+    no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Skip knowledge retrieval (criteria only)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A GGUF model file (default: the embedded SmolLM2)."),
+    llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080"),
+    llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds before falling back to criteria."),
+) -> None:
+    """Diagnose ECG records: codes with confidence and a cited clinical-style report."""
+    from .pipeline import diagnose_ecg
+    from .record import read_record
+    from .report import render
+
+    if fmt not in ("text", "md", "html"):
+        raise RagecgError(f"--format must be text, md or html (got {fmt!r})")
+    resources = _resources(no_llm, model, llm_url, llm_timeout, no_retrieval)
+    paths = _expand_records(records)
+    many = len(paths) > 1
+    failures: list[tuple[str, str, int]] = []
+    summary = []
+    for path in paths:
+        try:
+            ecg = read_record(path)
+            report = diagnose_ecg(ecg, resources)
+        except RagecgError as exc:
+            if not many:
+                raise
+            _err(str(exc))
+            failures.append((path.name, str(exc), exc.exit_code))
+            continue
+        if out is not None:
+            target = out / (Path(report.source).stem if many else "")
+            write_report_files(report, target, ecg)
+        if json_out:
+            print(report.model_dump_json(indent=None if many else 2))
+        elif out is None or not many:
+            print(render(report, fmt, ecg))
+        summary.append({"record": path.name, "codes": " ".join(c.code for c in report.diagnosis.codes),
+                        "heart_rate_bpm": report.measurements.heart_rate_bpm, "mode": report.diagnosis.mode,
+                        "quality": report.quality.verdict})
+    if many and out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "summary.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=["record", "status", "codes", "heart_rate_bpm", "mode", "quality", "error"])
+            w.writeheader()
+            for row in summary:
+                w.writerow({**row, "status": "ok"})
+            for name, msg, _ in failures:
+                w.writerow({"record": name, "status": "failed", "error": msg})
+    if failures:
+        _err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
+        raise typer.Exit(EXIT_PARTIAL if summary else failures[0][2])
+
+
+def write_report_files(report, target: Path, ecg=None) -> None:
+    from .report import render
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        (target / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        (target / "report.md").write_text(render(report, "md"), encoding="utf-8")
+        (target / "report.html").write_text(render(report, "html", ecg), encoding="utf-8")
+    except OSError as exc:
+        raise RagecgError(f"cannot write the report files ({exc.strerror})", path=str(target)) from None
+
+
+@app.command()
+def measure(
+    records: list[Path] = typer.Argument(..., help="Records to measure."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON document per record."),
+) -> None:
+    """Measurements alone (intervals, axes, per-lead amplitudes, quality), as a table or JSON."""
+    from .pipeline import measure as measure_record
+    from .report import render_measurements
+
+    paths = _expand_records(records)
+    failed = 0
+    for path in paths:
+        try:
+            m, quality = measure_record(path)
+        except RagecgError as exc:
+            if len(paths) == 1:
+                raise
+            _err(str(exc))
+            failed += 1
+            continue
+        if json_out:
+            print(json.dumps({"source": path.name, "measurements": m.model_dump(mode="json"),
+                              "quality": quality.model_dump(mode="json")}, indent=None if len(paths) > 1 else 2))
+        else:
+            print(render_measurements(path.name, m, quality))
+    if failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the `--json` report."""
+    from .report import report_json_schema
+    print(json.dumps(report_json_schema(), indent=2))
+
+
+@app.command()
+def version(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Versions of the package, the LLM model and the knowledge index."""
+    from . import __version__
+    from .knowledge import knowledge_hash, load_documents
+
+    settings = _settings()
+    info: dict = {"ragecg": __version__, "python": sys.version.split()[0]}
+    docs = load_documents(settings.all_knowledge_dirs())
+    info["knowledge_documents"] = len(docs)
+    info["knowledge_hash"] = knowledge_hash(docs)
+    try:
+        from .index import active_index_info
+        info["index"] = active_index_info(settings)
+    except RagecgError as exc:
+        info["index"] = f"not available ({exc})"
+    try:
+        from .llm import list_backends
+        info["models"] = list_backends(settings)
+    except RagecgError as exc:
+        info["models"] = f"not available ({exc})"
+    if json_out:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for k, v in info.items():
+            print(f"{k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+
+
+@app.command()
+def models(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List the LLM backends available and which one is active."""
+    from .llm import list_backends
+    rows = list_backends(_settings())
+    if json_out:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        mark = "*" if row.get("active") else " "
+        print(f"{mark} {row.get('backend')}: {row.get('model')} {row.get('detail', '')}".rstrip())
+
+
+# ---------------------------------------------------------------- knowledge
+@knowledge_app.command("build")
+def knowledge_build(force: bool = typer.Option(False, "--force", help="Re-embed everything.")) -> None:
+    """Build (or incrementally update) the FAISS index from the knowledge folders."""
+    from .index import build_index
+    res = build_index(_settings(), force=force)
+    print(json.dumps(res.model_dump(mode="json") if hasattr(res, "model_dump") else vars(res), default=str, indent=2))
+
+
+@knowledge_app.command("add")
+def knowledge_add(paths: list[Path] = typer.Argument(..., help="md, txt, pdf or html files, or folders of them.")) -> None:
+    """Add guideline documents to the user knowledge folder and rebuild the index."""
+    from .index import add_documents
+    for p in add_documents(_settings(), paths):
+        print(p)
+
+
+@knowledge_app.command("remove")
+def knowledge_remove(doc_id: str = typer.Argument(..., help="Id of a user-added document.")) -> None:
+    """Remove a user-added document and rebuild the index."""
+    from .index import remove_document
+    remove_document(_settings(), doc_id)
+    print(f"removed {doc_id}")
+
+
+@knowledge_app.command("list")
+def knowledge_list(json_out: bool = typer.Option(False, "--json")) -> None:
+    """List the knowledge documents."""
+    from .index import list_documents
+    rows = list_documents(_settings())
+    if json_out:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        codes = ",".join(r.get("codes") or [])
+        print(f"{r['id']:<32} {r.get('kind', ''):<8} {codes:<24} {r.get('title', '')}")
+
+
+@knowledge_app.command("search")
+def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, "--k"),
+                     json_out: bool = typer.Option(False, "--json")) -> None:
+    """Search the knowledge index."""
+    from .index import ensure_index
+    hits = ensure_index(_settings()).search(query, k)
+    if json_out:
+        print(json.dumps([h.model_dump() for h in hits], indent=2))
+        return
+    for h in hits:
+        print(f"{h.similarity:.3f}  {h.passage_id:<36} {h.section}")
+        print("       " + h.text[:200].replace("\n", " "))
+
+
+@knowledge_app.command("validate")
+def knowledge_validate() -> None:
+    """Check every document: front matter, criteria, measurement names, sources."""
+    from .knowledge import load_documents, validate_documents
+    docs = load_documents(_settings().all_knowledge_dirs())
+    problems = validate_documents(docs)
+    for p in problems:
+        print(p)
+    print(f"{len(docs)} documents, {len(problems)} problem(s)", file=sys.stderr)
+    if problems:
+        raise typer.Exit(3)
+
+
+@knowledge_app.command("coverage")
+def knowledge_coverage(json_out: bool = typer.Option(False, "--json")) -> None:
+    """Which document covers each PTB-XL statement; exits 3 if any statement is uncovered."""
+    from .knowledge import coverage_table, load_documents
+    rows = coverage_table(load_documents(_settings().all_knowledge_dirs()))
+    if json_out:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['code']:<8} {','.join(r['docs']) or 'UNCOVERED':<40} {r['description']}")
+    missing = [r["code"] for r in rows if not r["docs"]]
+    print(f"{len(rows) - len(missing)} of {len(rows)} statements covered", file=sys.stderr)
+    if missing:
+        raise typer.Exit(3)
+
+
+def _register_evaluate() -> None:
+    try:
+        from .eval.cli import evaluate_command
+    except ImportError:
+        return
+    app.command("evaluate", help=evaluate_command.__doc__)(evaluate_command)
+
+
+_register_evaluate()
+
+
+def main() -> None:
+    """Entry point: run the app; RagecgError -> one line on stderr and its exit code."""
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except RagecgError as exc:
+        _err(str(exc))
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # click usage errors, then anything unexpected
+        import click
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("RAGECG_DEBUG") == "1":
+            raise
+        _err(f"internal error ({type(exc).__name__}); rerun with RAGECG_DEBUG=1 for a traceback")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
