@@ -13,17 +13,18 @@ Constants and their sources:
   1984 show QRS power peaks near 10 Hz and extends to ~25 Hz); the multi-lead detection signal is
   the root-sum-square of the band-passed usable leads (spatial magnitude, as multi-lead detectors
   such as Laguna et al. 1994 combine leads), peaks found with NeuroKit2's gradient detector.
-* Dominant beats: a beat joins the median when its QRS correlates with the provisional median
-  QRS at r >= 0.90 over all usable leads (template-matching threshold used for beat classification
-  by Hamilton & Tompkins' open-source analysis software, EP Limited, and in Glasgow-style
-  dominant-beat selection); ectopic/aberrant beats therefore do not distort the median.
+* Dominant beats: a beat joins the median when its QRS (fiducial +/- 60 ms, all usable leads)
+  correlates with the provisional median QRS at r >= 0.90, the upper band of a "very strong"
+  Pearson correlation (Evans 1996); ectopic/aberrant beats therefore do not distort the median.
 * Median beat: sample-by-sample median of the aligned dominant beats (the representative-beat
   method of GE 12SL and the Glasgow program; IEC 60601-2-25 measures on representative complexes).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps
@@ -53,6 +54,20 @@ class BeatSet:
     signals: np.ndarray              # n_samples x n_leads, filtered, internal rate
 
 
+@lru_cache(maxsize=64)
+def _butter(order: int, wn: tuple[float, ...] | float, btype: str) -> np.ndarray:
+    return sps.butter(order, wn, btype=btype, output="sos")
+
+
+def _median0(a: np.ndarray) -> np.ndarray:
+    """Median over axis 0, ignoring NaN (padding outside the record)."""
+    if not np.isnan(a).any():
+        return np.median(a, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=0)
+
+
 def resample_to_internal(x: np.ndarray, fs: float) -> np.ndarray:
     """Columns of `x` resampled from `fs` to INTERNAL_FS (polyphase FIR, zero phase)."""
     if abs(fs - INTERNAL_FS) < 1e-9:
@@ -65,14 +80,14 @@ def filtered(x: np.ndarray, fs: float, source_fs: float) -> np.ndarray:
     """Baseline-free (0.67 Hz) and, where the source rate allows, 150 Hz low-passed signals."""
     nyq = fs / 2
     hi = min(LOWPASS_HZ, 0.9 * source_fs / 2, 0.9 * nyq)
-    sos = sps.butter(2, [HIGHPASS_HZ / nyq, hi / nyq], btype="band", output="sos")
+    sos = _butter(2, (HIGHPASS_HZ / nyq, hi / nyq), "band")
     return sps.sosfiltfilt(sos, x, axis=0)
 
 
 def detection_signal(x: np.ndarray, fs: float) -> np.ndarray:
     """Root-sum-square over leads of the QRS band (5-25 Hz): one positive multi-lead QRS signal."""
     nyq = fs / 2
-    sos = sps.butter(2, [QRS_BAND_HZ[0] / nyq, QRS_BAND_HZ[1] / nyq], btype="band", output="sos")
+    sos = _butter(2, (QRS_BAND_HZ[0] / nyq, QRS_BAND_HZ[1] / nyq), "band")
     band = sps.sosfiltfilt(sos, x, axis=0)
     return np.sqrt(np.sum(band ** 2, axis=1))
 
@@ -143,7 +158,7 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
     # Re-align every beat on the provisional median QRS (cross-correlation, +/-12 ms).
     half = int(QRS_TEMPLATE_HALF_S * f)
     qwin = slice(pre - half, pre + half)
-    template = np.nanmedian(w[:, :, qwin], axis=0)
+    template = _median0(w[:, :, qwin])
     max_shift = int(ALIGN_MAX_SHIFT_S * f)
     shifts = np.zeros(len(peaks), dtype=int)
     if len(peaks) >= 3:
@@ -158,7 +173,7 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
             shifts[better] = s
         peaks = peaks + shifts
         w = _windows(x, peaks, pre, post)
-        template = np.nanmedian(w[:, :, qwin], axis=0)
+        template = _median0(w[:, :, qwin])
     r = _corr_rows(w[:, :, qwin], template)
     dominant = r >= DOMINANT_CORRELATION
     if dominant.sum() < max(MIN_BEATS, min(3, len(peaks))) and len(peaks) > 0:
@@ -166,31 +181,52 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
         order = np.argsort(-np.nan_to_num(r, nan=-1))
         dominant = np.zeros(len(peaks), dtype=bool)
         dominant[order[: max(1, len(peaks) // 2)]] = True
+    complete = ~np.isnan(w).any(axis=(1, 2))
+    if np.sum(dominant & complete) >= 3:   # beats cut by the record's ends only when needed
+        dominant &= complete
     beats = w[dominant]
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            median = np.nanmedian(beats, axis=0)
+    median = _median0(beats)
     median = np.where(np.isfinite(median), median, 0.0)
     return BeatSet(fs=f, leads=list(lead_names), median=median, fiducial=pre, peaks=peaks, dominant=dominant,
                    rr_s=np.diff(peaks) / f, beats=beats, signals=x)
 
 
 # --------------------------------------------------------------------------------------------
-# Global wave boundaries on the median beats (all usable leads together)
+# Global wave boundaries on the median beats
 # --------------------------------------------------------------------------------------------
-
-DELINEATION_LOWPASS_HZ = 40.0   # slopes for QRS boundaries (Laguna et al. 1994 low-pass differentiator, ~40 Hz)
-SLOW_WAVE_LOWPASS_HZ = 15.0     # P and T boundaries: their energy lies below ~15 Hz (Laguna 1994; Martinez 2004 scale 2^4)
-QRS_ON_FRACTION = 0.05          # Martinez et al. 2004 (IEEE TBME 51:570) QRS onset threshold xi_QRSon = 0.05
-QRS_OFF_FRACTION = 0.125        # Martinez et al. 2004 xi_QRSend = 0.125
-P_ON_FRACTION = 0.5             # Martinez et al. 2004 xi_Pon = 0.5 (of the P wave's first slope maximum)
-P_OFF_FRACTION = 0.9            # Martinez et al. 2004 xi_Pend = 0.9 (of the P wave's last slope maximum)
-T_ON_FRACTION = 0.25            # Martinez et al. 2004 xi_Ton = 0.25 (of the T wave's first slope maximum)
-T_OFF_FRACTION = 0.4            # Martinez et al. 2004 xi_Tend = 0.4 (of the T wave's last slope maximum)
-MIN_PR_S = 0.04                 # P wave must end >= 40 ms... search stops 20 ms before QRS onset
-MAX_PR_S = 0.40                 # P onset searched up to 400 ms before QRS onset (PR rarely > 0.40 s)
+# Rule (documented in docs/benchmarks.md): every boundary is first found in each lead's median beat
+# with the wavelet delineator of Martinez et al. (IEEE TBME 2004;51:570-581), then the global
+# boundary is the MEDIAN over the leads where it was found (at least MIN_LEADS_FOR_MEDIAN, else the
+# multi-lead spatial-slope estimate below). The median is robust to a lead that mis-delineates (a
+# low-amplitude or noisy lead) and is what the lead-by-lead annotations of LUDB agree on. The
+# spatial slope (root-sum-square of all leads' wavelet details) gives the search windows.
+SLOW_WAVE_LOWPASS_HZ = 15.0     # P and T waves (peaks, amplitudes): their energy lies below ~15 Hz (Laguna 1994)
+# Slopes: the quadratic-spline dyadic wavelet (a trous; Mallat & Zhong 1992) at the scales Martinez'
+# thresholds were defined on: 2^2 for the QRS and 2^4 for P and T at 250 Hz = levels 3 and 5 at 500 Hz.
+QRS_SCALE_LEVEL = 3
+PT_SCALE_LEVEL = 5
+# Martinez 2004: a boundary is where the slope falls below xi x the slope maximum of the wave's first
+# (onset) or last (offset) flank, or at the slope's local minimum if that comes first; the first/last
+# significant QRS slope maxima exceed gamma_pre / gamma_post x the largest one.
+QRS_ON_FRACTION = 0.05          # xi_QRSon
+QRS_OFF_FRACTION = 0.125        # xi_QRSend
+QRS_PRE_SIGNIFICANT = 0.06      # gamma_QRSpre
+QRS_POST_SIGNIFICANT = 0.09     # gamma_QRSpost
+P_ON_FRACTION = 0.5             # xi_Pon
+P_OFF_FRACTION = 0.9            # xi_Pend
+T_ON_FRACTION = 0.25            # xi_Ton
+T_OFF_FRACTION = 0.4            # xi_Tend
+MIN_WAVE_GAP_S = 0.012          # a quiet stretch shorter than 12 ms cannot separate two waves (IEC 60601-2-51
+                                # Annex GG.5: 12 ms minimum observable wave duration)
+T_FLANK_S = 0.15                # a T flank (peak to end) lasts < 150 ms (the whole T ~ 150-250 ms; Surawicz &
+                                # Knilans, Chou's Electrocardiography in Clinical Practice, 6th ed.)
+P_FLANK_S = 0.12                # a P flank lasts < 120 ms (P duration < 120 ms normal, AHA/ACCF/HRS 2009 Part V)
+MAX_PR_S = 0.40                 # P searched up to 400 ms before the QRS onset (PR > 0.40 s is rare)
+MIN_PR_S = 0.12                 # shortest normal PR (AHA/ACCF/HRS 2009 Part V): bounds the T search
+MAX_QT_S = 0.70                 # T search ends at most 700 ms after the QRS
+FLAT_T_MV = 0.10                # T below 0.1 mV is "flat" (Minnesota Code 5-3 uses 1 mm = 0.1 mV): its end
+                                # is not used when >= MIN_LEADS_FOR_MEDIAN leads have a clear T
+MIN_LEADS_FOR_MEDIAN = 3
 
 
 @dataclass
@@ -199,6 +235,7 @@ class Boundaries:
 
     qrs_on: int
     qrs_off: int
+    j_point: int                    # ST reference: the later of qrs_off and the all-lead slope's QRS end
     t_on: int | None
     t_peak: int | None
     t_off: int | None
@@ -206,89 +243,252 @@ class Boundaries:
     p_peak: int | None
     p_off: int | None
     notes: dict[str, str]
+    leads_used: dict[str, int]      # boundary -> number of leads whose median gave it (0: spatial slope)
 
 
 def _lowpass_rows(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
-    sos = sps.butter(2, hz / (fs / 2), btype="low", output="sos")
-    return sps.sosfiltfilt(sos, m, axis=1)
+    return sps.sosfiltfilt(_butter(2, hz / (fs / 2), "low"), m, axis=1)
 
 
-def spatial_velocity(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
-    """sqrt(sum over leads of (d/dt of the low-passed median beat)^2), mV/s."""
-    d = np.gradient(_lowpass_rows(m, fs, hz), axis=1) * fs
-    return np.sqrt(np.sum(d * d, axis=0))
+def wavelet_detail(m: np.ndarray, level: int) -> np.ndarray:
+    """Rows of `m` through the quadratic-spline dyadic wavelet at scale 2^level (a trous algorithm,
+    filters h = [1 3 3 1]/8 and g = [2 -2] with 2^(j-1) - 1 holes): a smoothed derivative."""
+    from scipy import ndimage
+
+    a = np.asarray(m, dtype=np.float64)
+    for p in range(level):
+        step = 2 ** p
+        if p == level - 1:
+            g = np.zeros(step + 1)
+            g[0], g[-1] = 2.0, -2.0
+            return ndimage.convolve1d(a, g, axis=1, mode="nearest")
+        h = np.zeros(3 * step + 1)
+        h[0] = h[-1] = 1.0 / 8
+        h[step] = h[2 * step] = 3.0 / 8
+        a = ndimage.convolve1d(a, h, axis=1, mode="nearest")
+    return a
 
 
 def _walk(v: np.ndarray, start: int, stop: int, thr: float) -> int | None:
-    """First index from `start` towards `stop` (exclusive, either direction) where v < thr."""
+    """From `start` towards `stop` (exclusive, either direction): first index where v < thr or
+    where v has a local minimum (Martinez 2004 boundary rule); None if neither happens."""
     step = 1 if stop > start else -1
-    for i in range(start, stop, step):
+    for i in range(start + step, stop, step):
         if v[i] < thr:
+            return i
+        j = i + step
+        if 0 <= j < len(v) and v[i] <= v[i - step] and v[i] <= v[j] and v[i] < v[start]:
             return i
     return None
 
 
-def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Boundaries:
-    """QRS on/off, T peak/off, P on/peak/off of the multi-lead median beat (rows = leads)."""
-    notes: dict[str, str] = {}
-    n = m.shape[1]
-    sv = spatial_velocity(m, fs, DELINEATION_LOWPASS_HZ)
+def _local_maxima(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    lo, hi = max(1, lo), min(len(v) - 1, hi)
+    seg = v[lo - 1:hi + 1]
+    if seg.size < 3:
+        return np.array([], dtype=int)
+    k = np.where((seg[1:-1] >= seg[:-2]) & (seg[1:-1] > seg[2:]))[0]
+    return k + lo
+
+
+def _flank_max(v: np.ndarray, lo: int, hi: int) -> int | None:
+    """Largest local maximum of v in [lo, hi) (not at the window edge); None if none."""
+    k = _local_maxima(v, lo, hi)
+    if k.size == 0:
+        return None
+    return int(k[np.argmax(v[k])])
+
+
+def _qrs_bounds(v: np.ndarray, fiducial: int, fs: float) -> tuple[int | None, int | None]:
+    """QRS onset and end on one slope signal |W| (one lead, or the spatial slope of all leads).
+
+    The QRS is made of the slope maxima around the largest one that are significant (gamma) and
+    joined to it: the slope never stays below the onset level (xi_QRSon x maximum) for MIN_WAVE_GAP_S
+    in between (where it does, the QRS has not yet started - a P wave - or has already ended).
+    """
     ms = lambda s: int(round(s * fs))  # noqa: E731
+    n = len(v)
+    lo, hi = max(1, fiducial - ms(0.12)), min(n - 1, fiducial + ms(0.12))
+    c_lo, c_hi = max(lo, fiducial - ms(0.06)), min(hi, fiducial + ms(0.06))
+    if c_hi - c_lo < 2:
+        return None, None
+    pk = c_lo + int(np.argmax(v[c_lo:c_hi]))
+    vmax = v[pk]
+    if vmax <= 0:
+        return None, None
+    floor, gap = QRS_ON_FRACTION * vmax, ms(MIN_WAVE_GAP_S)
 
-    # QRS: slope maximum near the fiducial, walk out until the slope falls below the fraction.
-    lo, hi = max(1, fiducial - ms(0.06)), min(n - 1, fiducial + ms(0.06))
-    pk = lo + int(np.argmax(sv[lo:hi]))
-    svmax = sv[pk]
-    on = _walk(sv, pk, max(0, fiducial - ms(0.20)), QRS_ON_FRACTION * svmax)
-    off = _walk(sv, pk, min(n, fiducial + ms(0.24)), QRS_OFF_FRACTION * svmax)
+    def joined(a: int, b: int) -> bool:
+        low = np.concatenate(([False], v[a:b + 1] < floor, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(low))
+        return bool(np.all(edges[1::2] - edges[::2] < gap)) if edges.size else True
+
+    peaks = _local_maxima(v, lo, hi)
+    k_first = pk
+    for k in sorted((k for k in peaks if k < pk), reverse=True):
+        if v[k] >= QRS_PRE_SIGNIFICANT * vmax and joined(k, pk):
+            k_first = k
+    k_last = pk
+    for k in sorted(k for k in peaks if k > pk):
+        if v[k] >= QRS_POST_SIGNIFICANT * vmax and joined(pk, k):
+            k_last = k
+    on = _walk(v, k_first, max(0, fiducial - ms(0.20)), QRS_ON_FRACTION * v[k_first])
+    off = _walk(v, k_last, min(n, fiducial + ms(0.24)), QRS_OFF_FRACTION * v[k_last])
+    return on, off
+
+
+def _wave_bounds(v: np.ndarray, peak: int, lo: int, hi: int, flank: int, xi_on: float, xi_off: float
+                 ) -> tuple[int | None, int | None]:
+    """Onset/offset of a P or T wave with its peak at `peak`, searched inside [lo, hi)."""
+    on = off = None
+    k1 = _flank_max(v, max(lo, peak - flank), peak)
+    if k1 is not None:
+        on = _walk(v, k1, lo - 1, xi_on * v[k1])
+    k2 = _flank_max(v, peak, min(hi, peak + flank))
+    if k2 is not None:
+        off = _walk(v, k2, hi, xi_off * v[k2])
+    return on, off
+
+
+def _median_or(values: list[int | None], fallback: int | None) -> tuple[int | None, int]:
+    vals = [v for v in values if v is not None]
+    if len(vals) >= MIN_LEADS_FOR_MEDIAN:
+        return int(round(float(np.median(vals)))), len(vals)
+    return fallback, 0
+
+
+def _p_peak(slow: np.ndarray, lo: int, hi: int) -> tuple[int, np.ndarray]:
+    """Peak of the multi-lead P deflection in [lo, hi) and each lead's deviation from the straight
+    baseline joining the window's ends (TP level to PR level)."""
+    seg = slow[:, lo:hi]
+    w = np.linspace(0.0, 1.0, seg.shape[1])[None, :]
+    dev = seg - (seg[:, :1] * (1 - w) + seg[:, -1:] * w)
+    return lo + int(np.argmax(np.sum(dev ** 2, axis=0))), dev
+
+
+def _p_wave(slow, wpt, sv_pt, lo: int, hi: int, fs: float) -> tuple[int | None, int | None, int | None, int, int]:
+    """P onset, peak, offset (global) in [lo, hi); numbers of leads behind onset and offset."""
+    if hi - lo <= int(0.04 * fs):
+        return None, None, None, 0, 0
+    flank = int(round(P_FLANK_S * fs))
+    peak, dev = _p_peak(slow, lo, hi)
+    g_on, g_off = _wave_bounds(sv_pt, peak, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
+    ons, offs = [], []
+    for i in range(slow.shape[0]):
+        pk = lo + int(np.argmax(np.abs(dev[i])))
+        a, b = _wave_bounds(wpt[i], pk, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
+        ons.append(a)
+        offs.append(b)
+    on, n_on = _median_or(ons, g_on)
+    off, n_off = _median_or(offs, g_off)
+    if on is not None and off is not None and off <= on:
+        return None, peak, None, 0, 0
+    return on, peak, off, n_on, n_off
+
+
+def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Boundaries:
+    """QRS on/off, T on/peak/off, P on/peak/off of the median beats (rows = leads)."""
+    notes: dict[str, str] = {}
+    used: dict[str, int] = {}
+    n = m.shape[1]
+    ms = lambda s: int(round(s * fs))  # noqa: E731
+    shift = int(round(np.log2(fs / 500.0)))
+    wq = np.abs(wavelet_detail(m, QRS_SCALE_LEVEL + shift))
+    wpt = np.abs(wavelet_detail(m, PT_SCALE_LEVEL + shift))
+    sv_q = np.sqrt(np.sum(wq ** 2, axis=0))
+    sv_pt = np.sqrt(np.sum(wpt ** 2, axis=0))
+
+    # QRS
+    g_on, g_off = _qrs_bounds(sv_q, fiducial, fs)
+    per_lead = [_qrs_bounds(wq[i], fiducial, fs) for i in range(m.shape[0])]
+    on, used["qrs_on"] = _median_or([b[0] for b in per_lead], g_on)
+    off, used["qrs_off"] = _median_or([b[1] for b in per_lead], g_off)
     if on is None:
-        on = max(0, fiducial - ms(0.20))
-        notes["qrs_on"] = "QRS onset not reached within 200 ms before the QRS peak"
+        on = max(0, fiducial - ms(0.06))
+        notes["qrs_on"] = "QRS onset not found; 60 ms before the QRS peak assumed"
     if off is None:
-        off = min(n - 1, fiducial + ms(0.24))
-        notes["qrs_off"] = "QRS end not reached within 240 ms after the QRS peak"
+        off = min(n - 1, fiducial + ms(0.06))
+        notes["qrs_off"] = "QRS end not found; 60 ms after the QRS peak assumed"
 
-    # T: slow-wave spatial velocity after the QRS; T peak = largest spatial magnitude after J+80 ms.
     slow = _lowpass_rows(m, fs, SLOW_WAVE_LOWPASS_HZ)
     ref_qrs = np.mean(slow[:, max(0, on - ms(0.01)):on + 1], axis=1, keepdims=True)
+    rr = ms(rr_s)
+
+    # P (first pass): up to MAX_PR_S before the QRS onset, at most 45 % of the RR back.
+    p_hi = on - ms(0.01)
+    p_lo = max(1, on - min(ms(MAX_PR_S), int(0.45 * rr)))
+    p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+
+    # T: from J+80 ms to the next beat's P onset (this beat's P onset + RR; without a P wave, the next
+    # QRS onset minus MIN_PR_S), at most MAX_QT_S after the QRS peak.
     t_lo = min(n - 1, off + ms(0.08))
-    t_hi = min(n, fiducial + ms(min(0.70, 0.85 * rr_s)))
+    nxt = (p_on + rr) if p_on is not None else (on + rr - ms(MIN_PR_S))
+    t_hi = min(n, fiducial + ms(MAX_QT_S), nxt)
     t_on = t_peak = t_off = None
     if t_hi - t_lo > ms(0.06):
-        mag = np.sqrt(np.sum((slow[:, t_lo:t_hi] - ref_qrs) ** 2, axis=0))
-        t_peak = t_lo + int(np.argmax(mag))
-        svt = np.sqrt(np.sum((np.gradient(slow, axis=1) * fs) ** 2, axis=0))
-        # last slope maximum of T: the largest spatial velocity between T peak and the window end
-        if t_hi - t_peak > 2:
-            k = t_peak + int(np.argmax(svt[t_peak:t_hi]))
-            t_off = _walk(svt, k, t_hi, T_OFF_FRACTION * svt[k])
+        dev = slow[:, t_lo:t_hi] - ref_qrs
+        t_peak = t_lo + int(np.argmax(np.sum(dev ** 2, axis=0)))
+        flank = ms(T_FLANK_S)
+        g_t_on, g_t_off = _wave_bounds(sv_pt, t_peak, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+        ends, clear = [], []
+        for i in range(m.shape[0]):
+            k = int(np.argmax(np.abs(dev[i])))
+            _, e = _wave_bounds(wpt[i], t_lo + k, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+            ends.append(e)
+            clear.append(abs(dev[i, k]) >= FLAT_T_MV)
+        if sum(1 for e, c in zip(ends, clear) if c and e is not None) >= MIN_LEADS_FOR_MEDIAN:
+            ends = [e for e, c in zip(ends, clear) if c]
+        t_off, used["t_off"] = _median_or(ends, g_t_off)
+        t_on = g_t_on
         if t_off is None:
             notes["t_off"] = "T end not found before the next beat"
-        start = off + ms(0.04)   # past the QRS tail of the slow (15 Hz) signal
-        if t_peak - start > 2:
-            k = start + int(np.argmax(svt[start:t_peak]))
-            t_on = _walk(svt, k, off, T_ON_FRACTION * svt[k])
     else:
         notes["t_off"] = "no room for a T wave in the beat window"
 
-    # P: before the QRS onset, after the previous T end (estimated from the RR).
-    p_on = p_peak = p_off = None
-    p_hi = on - ms(0.02)
-    p_lo = max(1, on - ms(MAX_PR_S))
-    if t_off is not None:
-        p_lo = max(p_lo, t_off - ms(rr_s) + ms(0.02))
-    if p_hi - p_lo > ms(0.06):
-        seg = slow[:, p_lo:p_hi]
-        base = np.linspace(seg[:, :1], seg[:, -1:], seg.shape[1], axis=1)[:, :, 0] if seg.shape[1] > 1 else seg
-        mag = np.sqrt(np.sum((seg - ref_qrs) ** 2, axis=0))
-        p_peak = p_lo + int(np.argmax(mag))
-        svp = np.sqrt(np.sum((np.gradient(slow, axis=1) * fs) ** 2, axis=0))
-        # first slope maximum before the peak, last after it
-        if p_peak - p_lo > 2 and p_hi - p_peak > 2:
-            k1 = p_lo + int(np.argmax(svp[p_lo:p_peak]))
-            k2 = p_peak + int(np.argmax(svp[p_peak:p_hi]))
-            p_on = _walk(svp, k1, p_lo - 1, P_ON_FRACTION * svp[k1])
-            p_off = _walk(svp, k2, p_hi, P_OFF_FRACTION * svp[k2])
-        del base
-    return Boundaries(qrs_on=on, qrs_off=off, t_on=t_on, t_peak=t_peak, t_off=t_off, p_on=p_on, p_peak=p_peak,
-                      p_off=p_off, notes=notes)
+    # P (second pass) when the previous beat's T wave reaches into the P search window.
+    if t_off is not None and t_off - rr + ms(0.02) > p_lo:
+        p_lo = t_off - rr + ms(0.02)
+        p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+    j_point = max(off, g_off) if g_off is not None else off
+    return Boundaries(qrs_on=on, qrs_off=off, j_point=j_point, t_on=t_on, t_peak=t_peak, t_off=t_off, p_on=p_on, p_peak=p_peak,
+                      p_off=p_off, notes=notes, leads_used=used)
+
+
+# --------------------------------------------------------------------------------------------
+# Atrial activity: is the P wave the same in every beat
+# --------------------------------------------------------------------------------------------
+# Pearson r >= 0.80 is a "very strong" correlation by the usual convention (Evans, Straightforward
+# Statistics for the Behavioral Sciences, 1996); used here for "the same wave, beat after beat".
+P_CONSISTENCY_R = 0.80
+
+
+def _detrend_last_axis(x: np.ndarray) -> np.ndarray:
+    w = np.linspace(0.0, 1.0, x.shape[-1])
+    return x - (x[..., :1] * (1 - w) + x[..., -1:] * w)
+
+
+def p_consistency(bs: BeatSet, b: Boundaries) -> list[float]:
+    """Per dominant beat: correlation between its P segment (all leads, P peak +/- P_FLANK_S,
+    linear trend removed) and the median of the other beats' segments; [] when not computable."""
+    if b.p_peak is None or bs.beats.shape[0] < 2:
+        return []
+    win = _p_window(bs, b)
+    if win is None:
+        return []
+    lo, hi = win
+    x = np.nan_to_num(_detrend_last_axis(bs.beats[:, :, lo:hi]))
+    rs = []
+    common = np.median(x, axis=0).ravel() if x.shape[0] > 20 else None   # one beat barely moves it
+    for i in range(x.shape[0]):
+        t = common if common is not None else np.median(np.delete(x, i, axis=0), axis=0).ravel()
+        u = x[i].ravel()
+        den = np.sqrt(np.sum((u - u.mean()) ** 2) * np.sum((t - t.mean()) ** 2))
+        if den > 0:
+            rs.append(float(np.sum((u - u.mean()) * (t - t.mean())) / den))
+    return rs
+
+
+def _p_window(bs: BeatSet, b: Boundaries) -> tuple[int, int] | None:
+    flank = int(round(P_FLANK_S * bs.fs))
+    lo, hi = max(0, b.p_peak - flank), min(b.qrs_on - int(0.01 * bs.fs), b.p_peak + flank)
+    return (lo, hi) if hi - lo >= 4 else None

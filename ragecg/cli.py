@@ -256,9 +256,8 @@ def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, 
 @knowledge_app.command("validate")
 def knowledge_validate() -> None:
     """Check every document: front matter, criteria, measurement names, sources."""
-    from .knowledge import load_documents, validate_documents
-    docs = load_documents(_settings().all_knowledge_dirs())
-    problems = validate_documents(docs)
+    from .knowledge import validate_directories
+    docs, problems = validate_directories(_settings().all_knowledge_dirs())
     for p in problems:
         print(p)
     print(f"{len(docs)} documents, {len(problems)} problem(s)", file=sys.stderr)
@@ -275,8 +274,8 @@ def knowledge_coverage(json_out: bool = typer.Option(False, "--json")) -> None:
         print(json.dumps(rows, indent=2))
     else:
         for r in rows:
-            print(f"{r['code']:<8} {','.join(r['docs']) or 'UNCOVERED':<40} {r['description']}")
-    missing = [r["code"] for r in rows if not r["docs"]]
+            print(f"{r['code']:<8} {','.join(r['doc_ids']) or 'UNCOVERED':<40} {r['description']}")
+    missing = [r["code"] for r in rows if not r["doc_ids"]]
     print(f"{len(rows) - len(missing)} of {len(rows)} statements covered", file=sys.stderr)
     if missing:
         raise typer.Exit(3)

@@ -1,5 +1,8 @@
 """Knowledge documents: Markdown with YAML front matter (id, title, codes, superclass, sources,
 reviewed, criteria). This module parses and validates them; `index.py` embeds them.
+`validate_documents` / `validate_directories` list every problem (schema, measurement keys,
+sources, SCP codes, body sections) and `coverage_table` maps the 71 PTB-XL statements to the
+documents covering them; see knowledge/README.md for the format and the review rules.
 
 Criteria format (evaluated by `criteria.py`)::
 

@@ -18,6 +18,7 @@ class LeadMeasurements(BaseModel):
     q_amplitude_mv: float | None = None      # negative deflection before R (<= 0), 0 when no Q
     q_duration_ms: float | None = None
     r_amplitude_mv: float | None = None      # >= 0
+    r_duration_ms: float | None = None       # duration of the (first) R wave, 0 when no R
     r_prime_amplitude_mv: float | None = None
     s_amplitude_mv: float | None = None      # <= 0 (signed, as measured)
     s_prime_amplitude_mv: float | None = None
@@ -120,9 +121,9 @@ PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 FLAT_P2P_MV = 0.05              # same rule as ragecg.quality (AHA 2009 low-voltage: QRS >= 0.5 mV)
 MIN_WAVE_MV = 0.030             # IEC 60601-2-51:2003 Annex GG.5: a wave deviates >= 30 uV ...
 MIN_WAVE_S = 0.006              # ... for >= 6 ms from the reference level
-PREMATURE_RR_FRACTION = 0.80    # premature: RR < 80 % of the median RR (ragecg convention, as in Holter
-                                # analysers' default prematurity index, e.g. Kennedy, Holter ECG 1981)
-PAUSE_RR_S = 2.0                # sinus pause: RR > 2.0 s (ACC/AHA/HRS 2018 bradycardia guideline, Kusumoto)
+PREMATURE_RR_FRACTION = 0.80    # premature: RR < 80 % of the median RR (ragecg specification, issue 4)
+PAUSE_RR_S = 2.0                # pause: RR > 2.0 s (ragecg specification, issue 4)
+P_MIN_LEADS = 2                 # a P wave must be seen in two leads: one lead alone may be an artefact
 SNR_MIN = 1.0                   # a lead / P wave is measured when its median-beat signal exceeds the
                                 # single-beat noise (beat-to-beat residual RMS): signal > noise
 
@@ -178,11 +179,13 @@ def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
     neg = [w for w in waves if w[3] < 0]
     if r is None:  # QS complex: the single negative deflection counts as Q and as S
         lm.r_amplitude_mv = 0.0
+        lm.r_duration_ms = 0.0
         if neg:
             deepest = min(neg, key=lambda w: w[3])
             q = s = deepest
     else:
         lm.r_amplitude_mv = round(r[3], 3)
+        lm.r_duration_ms = round(_ms(r[1] - r[0], fs), 1)
         lm.r_prime_amplitude_mv = round(r2[3], 3) if r2 else None
     lm.q_amplitude_mv = round(q[3], 3) if q else 0.0
     lm.q_duration_ms = round(_ms(q[1] - q[0], fs), 1) if q else 0.0
@@ -252,7 +255,7 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
     bs = build_beats(np.column_stack(cols), fs, leads)
     if bs is None:
         raise UnusableSignalError("no heart beats found in any usable lead", path=name)
-    if bs.beats.shape[0] >= 2:
+    if bs.beats.shape[0] >= 1:
         ok = consistent_leads(bs)
         if not any(ok):
             raise UnusableSignalError("no consistent heart beats found (no lead's QRS stands above its "
@@ -284,14 +287,17 @@ MORPHOLOGY_KEYS = ("p_waves_per_qrs", "p_present", "p_duration_ms", "pr_interval
 
 
 def consistent_leads(bs) -> list[bool]:
-    """Per lead: the median-beat QRS (fiducial +/- 60 ms) RMS is >= SNR_MIN x the single-beat noise."""
+    """Per lead: the median-beat QRS (fiducial +/- 60 ms) has a peak-to-peak >= FLAT_P2P_MV and an RMS
+    >= SNR_MIN x the single-beat noise (a lead without a QRS, or with noise only, is not measured)."""
     f, fs = bs.fiducial, bs.fs
     half = int(round(0.06 * fs))
     q = bs.median[:, f - half:f + half + 1]
     q = q - np.mean(q, axis=1, keepdims=True)
     qrs_rms = np.sqrt(np.mean(q ** 2, axis=1))
+    p2p = np.ptp(q, axis=1)
     noise = _noise_per_lead(bs, 0, bs.median.shape[1])
-    return [bool(not np.isfinite(nz) or r >= SNR_MIN * nz) for r, nz in zip(qrs_rms, noise)]
+    return [bool(a >= FLAT_P2P_MV and (not np.isfinite(nz) or r >= SNR_MIN * nz))
+            for a, r, nz in zip(p2p, qrs_rms, noise)]
 
 
 def _rhythm(out: Measurements, bs) -> None:
@@ -315,9 +321,14 @@ def _rhythm(out: Measurements, bs) -> None:
         out.rr_cv = round(float(np.std(rr, ddof=1) / np.mean(rr)), 4)
     else:
         out.not_measurable["rr_sd_ms"] = out.not_measurable["rr_cv"] = "only one RR interval"
+    rr_method = f"RR intervals of all {len(bs.peaks)} detected beats (multi-lead QRS detection)"
+    for k in ("rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms"):
+        if getattr(out, k) is not None:
+            out.methods[k] = rr_method
     out.methods["heart_rate_bpm"] = "60 / mean RR of all detected beats"
-    n = rr.size
-    out.confidence["heart_rate_bpm"] = round(min(1.0, n / 5), 2)
+    out.methods["premature_beat_count"] = f"RR < {PREMATURE_RR_FRACTION:.0%} of the median RR"
+    out.methods["pause_count"] = f"RR > {PAUSE_RR_S:g} s"
+    out.confidence["heart_rate_bpm"] = round(min(1.0, rr.size / 5), 2)
 
 
 def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:
@@ -328,6 +339,25 @@ def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:
     with np.errstate(all="ignore"):
         per_sample = np.sqrt(np.nanmean(res ** 2, axis=0))     # leads x window
     return np.nanmedian(per_sample, axis=1)
+
+
+def p_wave_leads(bs, b) -> int:
+    """Number of leads whose median-beat P wave stands above the single-beat noise.
+
+    P wave in a lead: RMS of the median beat between P onset and offset (relative to its level at P
+    onset) >= SNR_MIN x the beat-to-beat residual RMS there, and a peak >= MIN_WAVE_MV (IEC minimum
+    wave). Atrial fibrillation waves are not time-locked to the QRS: they average out of the median
+    while the residual stays large, so they do not count.
+    """
+    if b.p_on is None or b.p_off is None or b.p_off <= b.p_on:
+        return 0
+    seg = bs.median[:, b.p_on:b.p_off + 1]
+    dev = seg - seg[:, :1]
+    p_rms = np.sqrt(np.mean(dev ** 2, axis=1))
+    noise = _noise_per_lead(bs, b.p_on, b.p_off + 1)
+    noise = np.where(np.isfinite(noise) & (noise > 0), noise, np.inf)
+    amp = np.max(np.abs(dev), axis=1)
+    return int(np.sum((p_rms >= SNR_MIN * noise) & (amp >= MIN_WAVE_MV)))
 
 
 def _morphology(out: Measurements, bs):
@@ -344,44 +374,45 @@ def _morphology(out: Measurements, bs):
     conf_beats = min(1.0, n_dom / 5)
 
     out.qrs_duration_ms = round(_ms(off - on, fs), 1)
-    out.methods["qrs_duration_ms"] = f"median beat of {n_dom} beats, spatial velocity of {len(bs.leads)} leads"
+    out.methods["qrs_duration_ms"] = (f"median beat of {n_dom} beats; onset/end = median over {b.leads_used.get('qrs_on', 0)}"
+                                      f"/{b.leads_used.get('qrs_off', 0)} leads of wavelet boundaries (0 = all-lead slope)")
     out.confidence["qrs_duration_ms"] = round(conf_beats, 2)
     if b.t_off is not None:
         out.qt_interval_ms = round(_ms(b.t_off - on, fs), 1)
-        out.methods["qt_interval_ms"] = "QRS onset to T end (slope threshold), multi-lead median beat"
+        out.methods["qt_interval_ms"] = (f"QRS onset to T end; T end = median over {b.leads_used.get('t_off', 0)} leads "
+                                         "of wavelet T ends (0 = all-lead slope)")
         out.confidence["qt_interval_ms"] = round(conf_beats, 2)
     else:
         out.not_measurable["qt_interval_ms"] = b.notes.get("t_off", "T end not found")
 
-    # P wave presence: median-beat P must exceed the single-beat noise in the P window (AF: f waves
-    # are not time-locked to the QRS and average out, the residual stays large).
-    p_ok = False
-    if b.p_on is not None and b.p_off is not None and b.p_off > b.p_on:
-        seg = m[:, b.p_on:b.p_off + 1]
-        base = seg[:, :1]
-        p_rms = np.sqrt(np.mean((seg - base) ** 2, axis=1))
-        pn = _noise_per_lead(bs, b.p_on, b.p_off + 1)
-        good = [i for i, ld in enumerate(bs.leads) if lead_ok[ld]]
-        amp = np.max(np.abs(seg - base), axis=1)
-        if good:
-            best = max(good, key=lambda i: p_rms[i] / (pn[i] if np.isfinite(pn[i]) and pn[i] > 0 else 1e-3))
-            snr = p_rms[best] / (pn[best] if np.isfinite(pn[best]) and pn[best] > 0 else 1e-3)
-            p_ok = bool(snr >= SNR_MIN and amp[best] >= MIN_WAVE_MV)
+    from .beats import P_CONSISTENCY_R, p_consistency
+
+    n_p_leads = p_wave_leads(bs, b)
+    rs = p_consistency(bs, b) if n_p_leads >= P_MIN_LEADS else []
+    p_ok = bool(rs) and float(np.median(rs)) >= P_CONSISTENCY_R
+    p_reason = "no P wave detected (absent, or not the same from beat to beat)"
     out.p_present = p_ok
-    out.methods["p_present"] = "P wave in the median beat above single-beat noise in its best lead"
+    out.methods["p_present"] = (f"P wave of the median beat above single-beat noise in >= {P_MIN_LEADS} leads "
+                                f"and the same in the beats (median r >= {P_CONSISTENCY_R})")
+    out.confidence["p_present"] = round(conf_beats, 2)
     if p_ok:
-        out.p_waves_per_qrs = 1.0
-        out.methods["p_waves_per_qrs"] = "one P wave per dominant beat (median-beat template)"
+        out.p_waves_per_qrs = round(float(np.mean(np.asarray(rs) >= P_CONSISTENCY_R)), 2)
+        out.methods["p_waves_per_qrs"] = ("fraction of dominant beats preceded by the median P wave (r >= "
+                                          f"{P_CONSISTENCY_R}); P waves not followed by a QRS are not counted")
         out.p_duration_ms = round(_ms(b.p_off - b.p_on, fs), 1)
         out.pr_interval_ms = round(_ms(on - b.p_on, fs), 1)
         out.confidence["p_duration_ms"] = out.confidence["pr_interval_ms"] = round(conf_beats * 0.9, 2)
-        out.methods["p_duration_ms"] = out.methods["pr_interval_ms"] = "multi-lead median beat"
+        out.methods["p_duration_ms"] = out.methods["pr_interval_ms"] = (
+            f"median beat; P onset/end = median over {b.leads_used.get('p_on', 0)}/{b.leads_used.get('p_off', 0)} "
+            "leads of wavelet boundaries")
     else:
         for k in ("p_duration_ms", "pr_interval_ms", "p_axis_deg", "p_waves_per_qrs"):
-            out.not_measurable[k] = "no P wave detected (absent, or not consistent from beat to beat)"
+            out.not_measurable[k] = p_reason
 
     # per lead
-    j = off
+    # ST at the J point where no lead is still inside its QRS (a terminal R' or slurred S of one
+    # lead must not be read as ST elevation): the later of the QRS end and the all-lead slope's end.
+    j = b.j_point
     for i, ld in enumerate(bs.leads):
         if not lead_ok[ld]:
             continue

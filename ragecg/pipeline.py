@@ -14,7 +14,7 @@ from .criteria import evaluate_criteria
 from .errors import UnusableSignalError
 from .knowledge import KnowledgeDoc, knowledge_hash, load_documents
 from .measure import measure_ecg
-from .quality import assess_quality
+from .quality import assess_quality, with_measurement_checks
 from .record import Ecg, read_record
 from .report import Report, VersionInfo
 from .settings import Settings, get_settings
@@ -64,6 +64,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
 
     t = time.perf_counter()
     measurements = measure_ecg(ecg, quality.usable_leads())
+    quality = with_measurement_checks(quality, measurements)   # e.g. LA/RA lead reversal
     timings["measure_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -109,4 +110,5 @@ def measure(path_or_ecg: str | Path | Ecg):
     quality = assess_quality(ecg)
     if quality.verdict == "unusable":
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
-    return measure_ecg(ecg, quality.usable_leads()), quality
+    measurements = measure_ecg(ecg, quality.usable_leads())
+    return measurements, with_measurement_checks(quality, measurements)

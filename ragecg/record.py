@@ -185,7 +185,7 @@ def read_wfdb(path: str | Path) -> Ecg:
         f = base.parent / fname
         if not f.is_file():
             raise InputError(f"signal file {fname} named by the header does not exist", path=shown)
-    _check_signal_file_sizes(header, base, shown)
+    size_warnings = _check_signal_file_sizes(header, base, shown)
     try:
         rec = wfdb.rdrecord(str(base), physical=False)
         signals = rec.dac()   # physical units; WFDB's invalid-sample value becomes NaN
@@ -193,6 +193,8 @@ def read_wfdb(path: str | Path) -> Ecg:
         raise InputError(f"cannot read the signal data ({type(exc).__name__}); the file may be truncated or corrupt",
                          path=shown) from None
     _check_checksums(rec, shown)
+    for msg in size_warnings:
+        logging.getLogger("ragecg").warning(msg)
     if signals is None or signals.ndim != 2 or signals.shape[0] != header.sig_len:
         raise InputError("signal data is shorter than the header says (truncated file?)", path=shown)
     units = {str(u).strip() for u in (rec.units or ["mV"])}
@@ -247,11 +249,12 @@ def _check_checksums(rec, shown: str) -> None:
                          "(wrong format field, corrupt file, or another record's header)", path=shown)
 
 
-def _check_signal_file_sizes(header, base: Path, shown: str) -> None:
+def _check_signal_file_sizes(header, base: Path, shown: str) -> list[str]:
     """A `.dat` shorter than the header says is truncated; wfdb would otherwise pad or fail obscurely.
     A longer one is read as the header says (the header is authoritative; checksums are verified after
-    reading) with a warning on stderr."""
+    reading) with a warning on stderr: the warnings are returned, to be logged once the data is verified."""
     per_file: dict[str, float] = {}
+    extra: list[str] = []
     for fname, fmt in zip(header.file_name or [], header.fmt or []):
         if fname.lower().endswith(".mat") or fmt is None:
             continue
@@ -265,9 +268,9 @@ def _check_signal_file_sizes(header, base: Path, shown: str) -> None:
         if size < needed:
             raise InputError(f"signal file {fname} is truncated ({size} of {needed} bytes)", path=shown)
         if size > needed + 1:
-            logging.getLogger("ragecg").warning(
-                "warning: %s: signal file %s holds %d bytes more than the header describes; only the %d samples "
-                "per lead the header gives were read", shown, fname, size - needed, header.sig_len)
+            extra.append(f"warning: {shown}: signal file {fname} holds {size - needed} bytes more than the header "
+                         f"describes; only the {header.sig_len} samples per lead the header gives were read")
+    return extra
 
 
 def read_record(path: str | Path) -> Ecg:

@@ -243,10 +243,16 @@ def test_corrupt_and_absent_records_are_reported(ptbxl, fold9_ids, tmp_path):
 
 
 def test_cli_input_and_usage_errors(tmp_path):
-    assert _cli("--ptbxl", tmp_path / "nope").returncode == 3
+    from ragecg.eval.cli import _parse_folds, _parse_tasks
+    res = _cli("--ptbxl", tmp_path / "nope")
+    assert res.returncode == 3 and "PTB-XL folder does not exist" in res.stderr
     assert _cli("--sampling-rate", "250").returncode == 2
-    assert _cli("--tasks", "superdiagnostic,bogus").returncode == 2
-    assert _cli("--folds", "11").returncode == 2
+    assert _parse_folds("9,10") == [9, 10] and _parse_tasks("form,rhythm") == ["form", "rhythm"]
+    for bad in ("11", "0", "x", ""):
+        with pytest.raises(UsageError):
+            _parse_folds(bad)
+    with pytest.raises(UsageError, match="bogus"):
+        _parse_tasks("superdiagnostic,bogus")
 
 
 def test_resume_with_other_settings_is_refused(ptbxl, fold9_ids, tmp_path, resources):

@@ -359,3 +359,24 @@ def test_npy_orientation_leads_and_pickle(data_dir, tmp_path):
     np.save(obj, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(InputError, match="pickle"):
         read_npy(obj, sampling_rate_hz=500)
+
+
+def test_edf_labels_with_signal_type_prefix_and_microvolts(data_dir, tmp_path):
+    """EDF+ labels 'ECG I', 'EKG V1' and a uV physical dimension (as in r01.edf) are understood."""
+    import pyedflib
+
+    ecg = _ludb(data_dir)
+    path = tmp_path / "prefixed.edf"
+    x_uv = ecg.signals_mv.astype(np.float64) * 1000
+    writer = pyedflib.EdfWriter(str(path), 12, file_type=pyedflib.FILETYPE_EDFPLUS)
+    try:
+        writer.setSignalHeaders([{"label": f"{'ECG' if j % 2 else 'EKG'} {lead}", "dimension": "uV",
+                                  "sample_frequency": 500, "physical_min": -5000.0, "physical_max": 5000.0,
+                                  "digital_min": -32768, "digital_max": 32767, "transducer": "", "prefilter": ""}
+                                 for j, lead in enumerate(STANDARD_LEADS)])
+        writer.writeSamples([np.ascontiguousarray(x_uv[:, j]) for j in range(12)])
+    finally:
+        writer.close()
+    back = read_record(path)
+    assert back.source_format == "edf" and not back.derived_leads
+    np.testing.assert_allclose(back.signals_mv, ecg.signals_mv, atol=10000 / 65535 / 1000 + 1e-6)

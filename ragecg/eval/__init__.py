@@ -1,0 +1,2 @@
+"""Batch evaluation on PTB-XL / PTB-XL+ (and Challenge 2021 folders): labels, the GE 12SL
+baseline, a resumable runner (processes or Dask), metrics with bootstrap CIs, reports, comparison."""

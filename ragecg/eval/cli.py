@@ -62,6 +62,18 @@ def _git_commit() -> str | None:
         return None
 
 
+def source_hash() -> str:
+    """sha256 (16 hex) over the package's .py, .json and .csv files: identifies uncommitted code."""
+    import hashlib
+
+    from ..settings import PACKAGE_ROOT
+    h = hashlib.sha256()
+    for p in sorted(PACKAGE_ROOT.rglob("*")):
+        if p.suffix in (".py", ".json", ".csv") and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(PACKAGE_ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def versions_info(settings, data_files: dict[str, Path]) -> dict:
     import platform
 
@@ -78,6 +90,7 @@ def versions_info(settings, data_files: dict[str, Path]) -> dict:
         info["knowledge hash"] = knowledge_hash(load_documents(settings.all_knowledge_dirs()))
     except Exception as exc:  # noqa: BLE001 — provenance must not stop a report
         info["knowledge hash"] = f"unavailable ({type(exc).__name__})"
+    info["ragecg source sha256"] = source_hash()
     for name, path in data_files.items():
         info[f"sha256 {name}"] = sha256_file(path)
     return info

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
 import traceback
@@ -27,12 +26,13 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from ..errors import InputError, UnusableSignalError, UsageError
+from ..errors import InputError, RagecgError, UnusableSignalError, UsageError
 
 PREDICTIONS = "predictions.jsonl"
 RUN_CONFIG = "run.json"
 BYTES_PER_ROW = 6_000           # a row is about 3-4 kB (two score dicts of 71 codes)
 REPORT_BYTES = 20_000_000       # report.html with embedded figures, PNGs, metrics.json
+PRELOAD_MODULES = ("ragecg.pipeline", "ragecg.beats", "neurokit2")  # imported once by the forkserver
 CONFIG_KEYS = ("dataset", "folds", "sampling_rate_hz", "sample", "seed", "limit", "use_llm", "use_retrieval")
 
 
@@ -203,21 +203,31 @@ def iter_rows(items: list[dict], *, settings, use_llm: bool, use_retrieval: bool
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot connect to the Dask scheduler ({type(exc).__name__})", path=scheduler) from None
         try:
-            futures = client.map(_dask_batch, _batches(items, batch_size), settings=settings, use_llm=use_llm,
-                                 use_retrieval=use_retrieval, pure=False)
-            for fut in dask_completed(futures):
-                yield from fut.result()
+            with client.as_current():
+                futures = client.map(_dask_batch, _batches(items, batch_size), settings=settings, use_llm=use_llm,
+                                     use_retrieval=use_retrieval, pure=False)
+                for fut in dask_completed(futures):
+                    yield from fut.result()
         finally:
             client.close()
     elif workers > 1:
         import multiprocessing as mp
-        ctx = mp.get_context("spawn")  # no fork: torch/faiss threads do not survive fork safely
+        from concurrent.futures.process import BrokenProcessPool
+        # forkserver: a clean single-threaded server imports the pipeline once and forks the
+        # workers (no fork of this process, whose threads need not survive a fork; no per-worker
+        # re-import as with spawn, which takes seconds per worker on a busy machine).
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD_MODULES))
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(settings, use_llm, use_retrieval)) as pool:
             futures = [pool.submit(_pool_task, it) for it in items]
             try:
                 for fut in as_completed(futures):
                     yield fut.result()
+            except BrokenProcessPool:
+                raise RagecgError("a worker process died (out of memory, or a crash in a native library); the "
+                                  "finished records are saved: rerun the same command to resume, with --workers 1 "
+                                  "to see which record fails") from None
             finally:
                 for f in futures:
                     f.cancel()
@@ -277,7 +287,3 @@ def select_ptbxl_items(db, ptbxl_dir: Path, *, folds: list[int], sampling_rate_h
         (items if Path(item["path"]).is_file() else missing).append(item)
     return items, missing
 
-
-def python_info() -> dict:
-    import platform
-    return {"python": platform.python_version(), "platform": sys.platform}

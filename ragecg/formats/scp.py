@@ -5,6 +5,7 @@ subtraction; this module only maps its record to an `Ecg` (no patient fields are
 """
 from __future__ import annotations
 
+import struct
 import warnings
 from pathlib import Path
 
@@ -24,10 +25,16 @@ _MEASUREMENT_FIELDS = {
 
 
 def looks_like_scp(head: bytes) -> bool:
-    """SCP-ECG has no magic number: check the record/section-0 layout (ecgdatakit's own test)."""
-    from ecgdatakit.parsing.parsers.scp_ecg import SCPECGParser
-
-    return SCPECGParser.can_parse(Path("."), head)
+    """SCP-ECG has no magic number: check the layout (EN 1064 section 5.3) — the record size, section 0's
+    header (id 0, a length of 16 + 10 per pointer) and its first pointer, which points to section 0 at
+    byte 7. The same test as ecgdatakit's `SCPECGParser.can_parse`, without importing it."""
+    if len(head) < 32:
+        return False
+    record_size, sec0_id, sec0_len = struct.unpack_from("<I2xHI", head, 2)
+    if sec0_id != 0 or sec0_len < 26 or (sec0_len - 16) % 10 or record_size < 6 + sec0_len:
+        return False
+    first_id, first_offset = struct.unpack_from("<H4xI", head, 22)
+    return first_id == 0 and first_offset == 7
 
 
 def read_scp(path: str | Path) -> Ecg:

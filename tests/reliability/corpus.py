@@ -159,6 +159,13 @@ def _clip(sig):
     return np.clip(sig, lo, hi)
 
 
+def _muscle(sig):
+    from scipy import signal as sps
+    w = np.random.default_rng(11).standard_normal(sig.shape)
+    band = sps.sosfiltfilt(sps.butter(4, [10 / (FS / 2), 150 / (FS / 2)], "band", output="sos"), w, axis=0)
+    return sig + 0.1 * band / band.std(axis=0)
+
+
 def _noise_only(sig):
     return np.random.default_rng(7).normal(0, 0.3, sig.shape)
 
@@ -365,12 +372,17 @@ KINDS: list[Kind] = [
     Kind("microvolts_as_mv", "values in uV labelled mV (1000x too large)", _with_signal(lambda s: s * 1000.0), 4,
          r"units|beyond"),
     Kind("millivolts_as_uv", "values in mV labelled uV (1000x too small)", _unit("uV"), 4, r"flat"),
-    Kind("noise_only", "Gaussian noise, no ECG (0.3 mV SD)", _with_signal(_noise_only), 4, r"beat|noisy|usable"),
+    Kind("noise_only", "Gaussian noise, no ECG (0.3 mV SD)", _with_signal(_noise_only), 4, r"noise"),
+    Kind("mains_50hz_heavy", "0.2 mV 50 Hz mains (measurement has no notch filter: refused, see docs)",
+         _with_signal(_mains(50)), 4, r"mains interference at 50 Hz"),
+    Kind("mains_60hz_heavy", "0.2 mV 60 Hz mains", _with_signal(_mains(60)), 4, r"mains interference at 60 Hz"),
+    Kind("muscle_noise", "10-150 Hz muscle-like noise at 6 dB SNR (0.1 mV SD)", _with_signal(_muscle), 4,
+         r"muscle\) noise"),
     # --- odd but valid: must work (exit 0), sane output
     Kind("dc_offset", "+300 mV DC offset on every lead (IEC 60601-2-25 electrode offset)",
          _with_signal(lambda s: s + 300.0, gain=100.0), 0),
-    Kind("mains_50hz", "0.2 mV 50 Hz mains interference", _with_signal(_mains(50)), 0),
-    Kind("mains_60hz", "0.2 mV 60 Hz mains interference", _with_signal(_mains(60)), 0),
+    Kind("mains_50hz_20uv", "20 uV 50 Hz mains interference (a typical residual)", _with_signal(_mains(50, 0.02)), 0),
+    Kind("mains_60hz_20uv", "20 uV 60 Hz mains interference", _with_signal(_mains(60, 0.02)), 0),
     Kind("baseline_wander", "0.8 mV 0.25 Hz + 0.3 mV 0.07 Hz baseline wander", _with_signal(_baseline_wander), 0),
     Kind("electrode_motion", "NeuroKit2 artefact bursts + laplacian noise", _with_signal(_electrode_motion), 0),
     Kind("nan_few", "50 ms of NaN in every lead", _with_signal(_nan_few), 0),

@@ -1,0 +1,154 @@
+"""The LLM stage on this machine with the embedded model (SmolLM2-135M-Instruct Q4_1, llama.cpp):
+tokens and times per record, the static-prefix KV cache against no cache, end-to-end diagnose
+time, codes with the LLM against criteria-only on labelled records, and grounding.
+
+    python bench/llm.py                      # 20 PTB-XL fold-9 records, cache comparison on 5
+    python bench/llm.py --records 50 --uncached 10 --threads 2
+
+Records: a fixed sample of PTB-XL fold 9 (validation) at 100 Hz (`select_ptbxl_items`, numpy
+default_rng(seed) choice, sorted). Fold 10 is never read. For each record, in one process:
+1. `diagnose` criteria-only (use_llm=False): the baseline codes and its time;
+2. `diagnose` with the LLM, the static prefix (instructions + schema) kept in the KV cache;
+3. for the first `--uncached` records, the same with a second backend that decodes the whole
+   prompt every call (cache_prefix=False): time-to-first-token against (2), and whether the
+   answer is the same text.
+Labels (`scp_codes`, any likelihood, as the PTB-XL benchmark) are read only to score both
+systems after the runs; nothing is chosen from them. Codes are compared over all 71 statements
+(micro precision/recall/F1), and every code the LLM added or removed is checked against the
+labels. Grounding: of the sentences the LLM wrote, the share whose cited keys were all among
+those it was shown, keys and codes stripped, and sentences dropped by reason.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ragecg.eval.labels import load_database, load_statements, record_labels, task_definition  # noqa: E402
+from ragecg.eval.runner import select_ptbxl_items  # noqa: E402
+from ragecg.llm import LlamaCppBackend, load_backend  # noqa: E402
+from ragecg.pipeline import Resources, diagnose  # noqa: E402
+from ragecg.record import read_record  # noqa: E402
+from ragecg.settings import get_settings  # noqa: E402
+
+
+def prf(pairs: list[tuple[set, set]]) -> tuple[float, float, float]:
+    tp = sum(len(p & y) for p, y in pairs)
+    fp = sum(len(p - y) for p, y in pairs)
+    fn = sum(len(y - p) for p, y in pairs)
+    prec = tp / (tp + fp) if tp + fp else 0.0
+    rec = tp / (tp + fn) if tp + fn else 0.0
+    return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
+
+
+def med(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=20)
+    ap.add_argument("--uncached", type=int, default=5, help="records also run without the prefix cache")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
+    ap.add_argument("--max-tokens", type=int, default=None)
+    ap.add_argument("--retrieval", action="store_true", help="retrieve passages (builds/loads the index)")
+    args = ap.parse_args()
+
+    overrides = {"llm_threads": args.threads, "llm_max_tokens": args.max_tokens, "llm_timeout_s": 600.0}
+    settings = get_settings(**overrides)
+    ptbxl = settings.data_dir / "ptbxl"
+    db = load_database(ptbxl)
+    items, _ = select_ptbxl_items(db, ptbxl, folds=[9], sampling_rate_hz=100, sample=args.records, seed=args.seed)
+    task = task_definition("all", load_statements(ptbxl))
+
+    print(f"command: python bench/llm.py {shlex.join(sys.argv[1:])}")
+    print(f"{len(items)} PTB-XL fold-9 records at 100 Hz (seed {args.seed}); retrieval "
+          f"{'on' if args.retrieval else 'off'}; {os.cpu_count()} CPU cores visible; "
+          f"load average before: {os.getloadavg()[0]:.2f}")
+
+    t = time.perf_counter()
+    cached = load_backend(settings)
+    load_s = time.perf_counter() - t
+    print(f"model {cached.model_id} sha256 {cached.model_sha256[:16]}…, loaded (incl. sha256 check) in {load_s:.2f} s, "
+          f"{cached.n_threads} threads, max_tokens {settings.llm_max_tokens}")
+    uncached = LlamaCppBackend(cached.path, model_id=cached.model_id, model_sha256=cached.model_sha256,
+                               n_ctx=settings.llm_n_ctx, seed=settings.llm_seed, n_threads=cached.n_threads,
+                               cache_prefix=False)
+    res_crit = Resources(settings=settings, use_llm=False, use_retrieval=args.retrieval)
+    res_llm = Resources(settings=settings, use_llm=True, use_retrieval=args.retrieval, _backend=cached)
+    res_unc = Resources(settings=settings, use_llm=True, use_retrieval=args.retrieval, _backend=uncached)
+
+    rows = []
+    print("\nrecord  prompt_tok  cached_tok  gen_tok  ttft_s  llm_s  diagnose_s(crit/llm)  status  codes crit -> llm")
+    for i, item in enumerate(items):
+        ecg = read_record(item["path"])
+        t = time.perf_counter()
+        crit = diagnose(ecg, resources=res_crit)
+        crit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        rep = diagnose(ecg, resources=res_llm)
+        llm_s = time.perf_counter() - t
+        d = rep.diagnosis
+        row = {"id": item["record_id"], "crit": {c.code for c in crit.diagnosis.codes},
+               "llm": {c.code for c in d.codes}, "labels": record_labels(db.at[item["ecg_id"], "scp_codes"], task),
+               "crit_s": crit_s, "llm_total_s": llm_s, "d": d}
+        if i < args.uncached:
+            u = diagnose(ecg, resources=res_unc).diagnosis
+            row["unc"] = u
+            row["same_text"] = (u.llm.status == d.llm.status == "ok"
+                                and [s.text for s in u.narrative] == [s.text for s in d.narrative]
+                                and u.scores == d.scores)
+        rows.append(row)
+        info = d.llm
+        print(f"{row['id']:>6}  {info.prompt_tokens or 0:>10}  {info.cached_prompt_tokens or 0:>10}  "
+              f"{info.completion_tokens or 0:>7}  {info.ttft_s or 0:>6.2f}  {info.seconds or 0:>5.1f}  "
+              f"{crit_s:>9.2f} / {llm_s:>6.1f}  {info.status:>7}  {sorted(row['crit'])} -> {sorted(row['llm'])}"
+              + (f"   uncached ttft {row['unc'].llm.ttft_s:.2f} s" if "unc" in row and row['unc'].llm.ttft_s else ""))
+
+    ok = [r for r in rows if r["d"].llm.status == "ok"]
+    print("\n## Figures")
+    print(f"LLM status: {dict((s, sum(r['d'].llm.status == s for r in rows)) for s in ('ok', 'timeout', 'failed', 'invalid'))}"
+          f"; truncated at max_tokens: {sum(r['d'].llm.truncated for r in ok)}")
+    print(f"per record (median over {len(ok)} ok): prompt {med([r['d'].llm.prompt_tokens for r in ok]):.0f} tokens "
+          f"(static prefix {med([r['d'].llm.cached_prompt_tokens for r in ok[1:]]):.0f} cached), generated "
+          f"{med([r['d'].llm.completion_tokens for r in ok]):.0f} tokens, LLM call {med([r['d'].llm.seconds for r in ok]):.1f} s, "
+          f"TTFT {med([r['d'].llm.ttft_s for r in ok]):.2f} s")
+    both = [r for r in rows[1:] if "unc" in r and r["unc"].llm.ttft_s and r["d"].llm.ttft_s]
+    if both:
+        tc, tu = med([r["d"].llm.ttft_s for r in both]), med([r["unc"].llm.ttft_s for r in both])
+        print(f"prefix cache, {len(both)} records (the first record, which fills the cache, excluded): "
+              f"TTFT {tu:.2f} s uncached -> {tc:.2f} s cached = {tu / tc:.2f}x; "
+              f"same answer text/scores: {sum(r['same_text'] for r in both)}/{len(both)}")
+    print(f"end-to-end diagnose (median): criteria-only {med([r['crit_s'] for r in rows]):.2f} s, "
+          f"with LLM {med([r['llm_total_s'] for r in rows]):.1f} s")
+    pc, rc, fc = prf([(r["crit"], r["labels"]) for r in rows])
+    pl, rl, fl = prf([(r["llm"], r["labels"]) for r in rows])
+    print(f"codes vs PTB-XL labels (all 71 statements, micro): criteria-only P {pc:.3f} R {rc:.3f} F1 {fc:.3f}; "
+          f"with LLM P {pl:.3f} R {rl:.3f} F1 {fl:.3f}")
+    added = [(c, c in r["labels"]) for r in rows for c in r["llm"] - r["crit"]]
+    removed = [(c, c not in r["labels"]) for r in rows for c in r["crit"] - r["llm"]]
+    print(f"records whose codes the LLM changed: {sum(r['llm'] != r['crit'] for r in rows)}/{len(rows)}; "
+          f"added {len(added)} (correct {sum(x for _, x in added)}), removed {len(removed)} "
+          f"(correctly {sum(x for _, x in removed)})")
+    raw = sum(r["d"].llm.sentences_raw or 0 for r in ok)
+    valid = sum(r["d"].llm.sentences_keys_valid or 0 for r in ok)
+    kept = sum(sum(s.origin == "llm" for s in r["d"].narrative) for r in ok)
+    dropped: dict[str, int] = {}
+    for r in ok:
+        for k, v in r["d"].dropped_sentences.items():
+            dropped[k] = dropped.get(k, 0) + v
+    print(f"grounding: {raw} sentences written, {valid} ({(valid / raw if raw else 0):.0%}) with every key valid, "
+          f"{kept} kept in the narrative; dropped by reason {dropped}; stripped keys "
+          f"{sum(len(r['d'].stripped_keys) for r in ok)}, stripped codes {sum(len(r['d'].stripped_codes) for r in ok)}")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

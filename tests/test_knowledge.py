@@ -1,0 +1,241 @@
+"""The curated knowledge base: every document valid, every SCP statement covered, rules that fire
+on hand-made measurements the way their cited criteria say."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragecg.criteria import evaluate_criteria, scp_codes
+from ragecg.errors import InputError
+from ragecg.knowledge import (
+    coverage_table,
+    load_documents,
+    parse_markdown_doc,
+    uncovered_codes,
+    validate_directories,
+    validate_documents,
+)
+from ragecg.measure import LeadMeasurements, Measurements, is_measurement_key
+
+KB_DIR = Path(__file__).resolve().parents[1] / "knowledge"
+
+
+@pytest.fixture(scope="module")
+def kb_docs():
+    return load_documents([KB_DIR])
+
+
+# ------------------------------------------------------------------ the shipped documents
+
+def test_every_shipped_document_parses_and_validates():
+    docs, problems = validate_directories([KB_DIR])
+    assert problems == []
+    assert len(docs) >= 40
+
+
+def test_every_scp_statement_is_covered(kb_docs):
+    assert uncovered_codes(kb_docs) == []
+    table = coverage_table(kb_docs)
+    assert {r["code"] for r in table} == set(scp_codes())
+    assert len(table) == 71
+    row = next(r for r in table if r["code"] == "CLBBB")
+    assert row["doc_ids"] == ["left-bundle-branch-block"]
+    assert row["rule_doc_ids"] == ["left-bundle-branch-block"]
+    assert row["kinds"] == ["diagnostic"] and row["superclass"] == "CD"
+
+
+def test_every_condition_uses_a_real_measurement_and_a_cited_source(kb_docs):
+    n = 0
+    for doc in kb_docs:
+        for rule in doc.criteria:
+            for cond in rule.conditions:
+                n += 1
+                assert is_measurement_key(cond.measure), (doc.id, cond.measure)
+                assert cond.source in doc.source_ids(), (doc.id, cond.source)
+    assert n > 100
+
+
+# ------------------------------------------------------------------ malformed documents
+
+GOOD_FRONT = """---
+id: test-doc
+title: Test
+codes: {scp: [CLBBB]}
+sources:
+  - {id: src1, cite: "Someone. A paper. 2020."}
+reviewed: 2026-11-23
+version: 1
+criteria:
+  - code: CLBBB
+    conditions:
+      - {measure: MEASURE, op: ">=", value: 120, source: SOURCE}
+---
+## Definition
+x
+## Criteria
+x
+## Differential
+x
+## Pitfalls
+x
+"""
+
+
+def _doc_text(measure="qrs_duration_ms", source="src1"):
+    return GOOD_FRONT.replace("MEASURE", measure).replace("SOURCE", source)
+
+
+def test_well_formed_test_document_has_no_problems():
+    doc = parse_markdown_doc(_doc_text(), "kb/test-doc.md")
+    assert validate_documents([doc]) == []
+
+
+def test_missing_sources_is_an_input_error_naming_the_file():
+    text = _doc_text().replace('sources:\n  - {id: src1, cite: "Someone. A paper. 2020."}\n', "")
+    with pytest.raises(InputError) as exc:
+        parse_markdown_doc(text, "kb/no-sources.md")
+    assert "no-sources.md" in str(exc.value) and "sources" in str(exc.value)
+
+
+def test_bad_yaml_is_an_input_error_naming_the_file():
+    with pytest.raises(InputError) as exc:
+        parse_markdown_doc("---\nid: [unclosed\n---\nbody\n", "kb/bad-yaml.md")
+    assert "bad-yaml.md" in str(exc.value) and "YAML" in str(exc.value)
+
+
+def test_unknown_measure_is_a_problem_naming_file_and_measure():
+    doc = parse_markdown_doc(_doc_text(measure="qrs_width"), "kb/unknown-measure.md")
+    problems = validate_documents([doc])
+    assert len(problems) == 1
+    assert problems[0].startswith("kb/unknown-measure.md:") and "qrs_width" in problems[0]
+
+
+def test_condition_source_must_be_one_of_the_documents_sources():
+    doc = parse_markdown_doc(_doc_text(source="nowhere2020"), "kb/bad-source.md")
+    problems = validate_documents([doc])
+    assert any("nowhere2020" in p and p.startswith("kb/bad-source.md:") for p in problems)
+
+
+def test_per_lead_measure_without_leads_is_a_problem():
+    doc = parse_markdown_doc(_doc_text(measure="st_j60_mv"), "kb/no-leads.md")
+    assert any("needs `leads" in p for p in validate_documents([doc]))
+
+
+def test_boolean_value_on_a_numeric_measure_is_a_problem():
+    text = _doc_text().replace('op: ">=", value: 120', 'op: "==", value: true')
+    doc = parse_markdown_doc(text, "kb/bool.md")
+    assert any("does not match the measurement's type" in p for p in validate_documents([doc]))
+
+
+def test_unknown_scp_code_and_missing_sections_are_problems():
+    text = _doc_text().replace("scp: [CLBBB]", "scp: [CLBBB, NOTACODE]").replace("## Pitfalls\nx\n", "")
+    doc = parse_markdown_doc(text, "kb/odd.md")
+    problems = validate_documents([doc])
+    assert any("NOTACODE" in p for p in problems)
+    assert any("## Pitfalls" in p for p in problems)
+
+
+def test_validate_directories_collects_parse_errors_instead_of_stopping(tmp_path):
+    (tmp_path / "good.md").write_text(_doc_text(), encoding="utf-8")
+    (tmp_path / "broken.md").write_text("no front matter here\n", encoding="utf-8")
+    (tmp_path / "README.md").write_text("# not a document\n", encoding="utf-8")
+    docs, problems = validate_directories([tmp_path])
+    assert [d.id for d in docs] == ["test-doc"]
+    assert len(problems) == 1 and "broken.md" in problems[0]
+
+
+def test_duplicate_ids_are_a_problem():
+    a = parse_markdown_doc(_doc_text(), "kb/a.md")
+    b = parse_markdown_doc(_doc_text(), "kb/b.md")
+    assert any("duplicate knowledge id" in p for p in validate_documents([a, b]))
+
+
+# ------------------------------------------------------------------ rules on hand-made measurements
+
+def _m(**kw) -> Measurements:
+    leads = kw.pop("leads", {})
+    return Measurements(sampling_rate_hz=500, duration_s=10,
+                        leads={k: LeadMeasurements(**v) for k, v in leads.items()}, **kw)
+
+
+NORMAL = dict(p_present=True, p_waves_per_qrs=1.0, heart_rate_bpm=72, rr_cv=0.03, pr_interval_ms=160,
+              qrs_duration_ms=92, qtc_framingham_ms=410, qrs_axis_deg=45)
+
+
+def _fired(m, docs, sex=None) -> set[str]:
+    return {c.code for c in evaluate_criteria(m, docs, sex=sex).fired()}
+
+
+def test_normal_measurements_fire_norm_and_sinus_rhythm_only(kb_docs):
+    fired = _fired(_m(**NORMAL), kb_docs)
+    assert {"NORM", "SR"} <= fired
+    assert not fired & {"SBRAD", "STACH", "AFIB", "1AVB", "CLBBB", "CRBBB", "LNGQT"}
+
+
+def test_wide_qrs_with_late_lateral_r_peak_fires_clbbb_and_suppresses_norm(kb_docs):
+    m = _m(**{**NORMAL, "qrs_duration_ms": 150},
+           leads={"V5": {"r_peak_time_ms": 80}, "V6": {"r_peak_time_ms": 80}, "V1": {"r_peak_time_ms": 30}})
+    cands = evaluate_criteria(m, kb_docs)
+    fired = {c.code for c in cands.fired()}
+    assert "CLBBB" in fired
+    assert not fired & {"CRBBB", "IRBBB", "IVCD", "NORM"}
+    clbbb = next(c for c in cands.candidates if c.code == "CLBBB")
+    assert clbbb.doc_ids == ["left-bundle-branch-block"]
+    assert {r.source for r in clbbb.conditions} == {"aha2009-part3"}
+
+
+def test_late_r_peak_in_v1_fires_crbbb_not_clbbb(kb_docs):
+    m = _m(**{**NORMAL, "qrs_duration_ms": 140},
+           leads={"V1": {"r_peak_time_ms": 95}, "V5": {"r_peak_time_ms": 40}, "V6": {"r_peak_time_ms": 40}})
+    fired = _fired(m, kb_docs)
+    assert "CRBBB" in fired and "CLBBB" not in fired
+
+
+def test_slow_rate_with_p_waves_fires_sbrad_not_sr(kb_docs):
+    fired = _fired(_m(**{**NORMAL, "heart_rate_bpm": 45}), kb_docs)
+    assert "SBRAD" in fired
+    assert not fired & {"SR", "STACH", "AFIB"}
+
+
+def test_no_p_waves_and_irregular_rr_fire_afib_not_sr(kb_docs):
+    m = _m(**{**NORMAL, "p_present": False, "p_waves_per_qrs": None, "pr_interval_ms": None, "rr_cv": 0.2})
+    fired = _fired(m, kb_docs)
+    assert "AFIB" in fired
+    assert not fired & {"SR", "SBRAD", "STACH", "NORM"}
+
+
+def test_regular_narrow_tachycardia_without_p_waves_fires_svtac_not_stach(kb_docs):
+    m = _m(**{**NORMAL, "p_present": False, "pr_interval_ms": None, "heart_rate_bpm": 170, "rr_cv": 0.01})
+    fired = _fired(m, kb_docs)
+    assert "SVTAC" in fired and "STACH" not in fired and "AFIB" not in fired
+
+
+def test_long_pr_fires_first_degree_block(kb_docs):
+    fired = _fired(_m(**{**NORMAL, "pr_interval_ms": 260}), kb_docs)
+    assert {"1AVB", "LPR"} <= fired and "NORM" not in fired
+
+
+def test_sex_specific_thresholds_cornell_and_qtc(kb_docs):
+    m = _m(**{**NORMAL, "cornell_voltage_mv": 2.4, "qtc_framingham_ms": 455})
+    men, women = _fired(m, kb_docs, sex="M"), _fired(m, kb_docs, sex="F")
+    assert "LVH" in women and "LVH" not in men          # Cornell: > 2.0 mV women, > 2.8 mV men
+    assert "LNGQT" in men and "LNGQT" not in women      # QTc: >= 450 ms men, >= 460 ms women
+    assert "LVH" not in _fired(m, kb_docs, sex=None)    # unknown sex: first (male) threshold
+
+
+def test_inferior_q_waves_fire_imi_only_with_narrow_qrs(kb_docs):
+    q = {"q_duration_ms": 40, "q_amplitude_mv": -0.3}
+    leads = {"II": q, "III": q, "aVF": q}
+    assert "IMI" in _fired(_m(**NORMAL, leads=leads), kb_docs)
+    assert "IMI" not in _fired(_m(**{**NORMAL, "qrs_duration_ms": 150}, leads=leads), kb_docs)
+    one = {"II": q, "III": {"q_duration_ms": 0, "q_amplitude_mv": 0}, "aVF": {"q_duration_ms": 0, "q_amplitude_mv": 0}}
+    assert "IMI" not in _fired(_m(**NORMAL, leads=one), kb_docs)   # one lead is not two contiguous
+
+
+def test_missing_measurement_does_not_fire_and_says_why(kb_docs):
+    m = _m(**{**NORMAL, "qrs_duration_ms": None})
+    cands = evaluate_criteria(m, kb_docs)
+    clbbb = next(c for c in cands.candidates if c.code == "CLBBB")
+    assert not clbbb.fired
+    assert any(r.note == "not measured" for r in clbbb.conditions)

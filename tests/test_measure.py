@@ -1,0 +1,183 @@
+"""Measurement on real records: LUDB (cardiologist annotations) and PTB-XL at 100 Hz.
+
+Reference values come from the LUDB per-lead annotations with the rule of bench/ludb.py
+(per beat, median over the annotated leads of each boundary; median over beats).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal as sps
+
+from ragecg.errors import UnusableSignalError
+from ragecg.measure import GLOBAL_KEYS, Measurements, measure_ecg
+from ragecg.record import STANDARD_LEADS, ecg_from_leads, read_record
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from ludb import reference_beats, reference_values  # noqa: E402
+
+# Sinus, non-paced development records (LUDB 1-100; ludb.csv rhythm "Sinus ...", no pacing)
+SINUS_RECORDS = (1, 2, 3, 4, 5, 6, 7, 9, 11)
+AF_RECORDS = (38, 88)          # atrial fibrillation, no pacemaker
+# Per-record tolerance: IEC 60601-2-25 mean limit + SD limit for each interval
+TOLERANCE_MS = {"p_duration_ms": 25, "pr_interval_ms": 20, "qrs_duration_ms": 20, "qt_interval_ms": 55}
+
+
+def _ludb(data_dir: Path, n: int):
+    return read_record(data_dir / "ludb" / "data" / f"{n}.hea")
+
+
+def _reference(data_dir: Path, n: int) -> dict:
+    beats, _ = reference_beats(data_dir / "ludb" / "data" / str(n), 500.0)
+    return reference_values(beats, 500.0)
+
+
+def _with_lead(ecg, lead: str, values: np.ndarray):
+    x = ecg.signals_mv.astype(float).copy()
+    x[:, STANDARD_LEADS.index(lead)] = values
+    return ecg_from_leads({ld: x[:, i] for i, ld in enumerate(STANDARD_LEADS)}, ecg.sampling_rate_hz,
+                          source_path=ecg.source_path, source_format="test")
+
+
+@pytest.mark.parametrize("n", (1, 2, 38, 50, 70, 88))
+def test_heart_rate_matches_cardiologist_qrs_annotations(data_dir, n):
+    m = measure_ecg(_ludb(data_dir, n))
+    ref = _reference(data_dir, n)["heart_rate_bpm"]
+    assert m.heart_rate_bpm is not None
+    assert abs(m.heart_rate_bpm - ref) <= 5.0
+
+
+def test_intervals_within_tolerance_on_sinus_records(data_dir):
+    misses = []
+    for n in SINUS_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        ref = _reference(data_dir, n)
+        assert m.p_present is True, n
+        for key, tol in TOLERANCE_MS.items():
+            v = getattr(m, key)
+            if v is None or abs(v - ref[key]) > tol:
+                misses.append((n, key, v, round(ref[key])))
+    assert not misses, misses
+
+
+@pytest.mark.parametrize("n", AF_RECORDS)
+def test_atrial_fibrillation_has_no_p_wave(data_dir, n):
+    m = measure_ecg(_ludb(data_dir, n))
+    assert m.p_present is False
+    for key in ("p_duration_ms", "pr_interval_ms", "p_axis_deg", "p_waves_per_qrs"):
+        assert getattr(m, key) is None
+        assert key in m.not_measurable
+    assert all(lm.p_amplitude_mv is None for lm in m.leads.values())
+    assert m.qrs_duration_ms is not None and m.qt_interval_ms is not None
+
+
+def test_flat_lead_gives_no_amplitudes(data_dir):
+    ecg = _ludb(data_dir, 2)
+    m = measure_ecg(_with_lead(ecg, "V2", np.zeros(ecg.n_samples)))
+    assert "V2" not in m.leads
+    assert "flat" in m.not_measurable["lead[V2]"]
+    assert m.get("r_amplitude_mv[V2]") is None
+    clean = measure_ecg(ecg)
+    assert abs(m.qrs_duration_ms - clean.qrs_duration_ms) <= 10
+
+
+def test_noise_lead_gives_no_invented_waves(data_dir):
+    ecg = _ludb(data_dir, 2)
+    rng = np.random.default_rng(20240501)
+    m = measure_ecg(_with_lead(ecg, "V4", rng.normal(0.0, 0.3, ecg.n_samples)))
+    assert "V4" not in m.leads
+    assert "noise" in m.not_measurable["lead[V4]"]
+    clean = measure_ecg(ecg)
+    assert abs(m.qrs_duration_ms - clean.qrs_duration_ms) <= 10
+    assert abs(m.heart_rate_bpm - clean.heart_rate_bpm) <= 1
+
+
+def test_only_usable_leads_are_measured(data_dir):
+    usable = [ld for ld in STANDARD_LEADS if ld not in ("V1", "aVL")]
+    m = measure_ecg(_ludb(data_dir, 3), usable)
+    assert set(m.leads) <= set(usable)
+    assert m.sokolow_lyon_mv is None and "sokolow_lyon_mv" in m.not_measurable
+    assert m.cornell_voltage_mv is None and "cornell_voltage_mv" in m.not_measurable
+    assert m.qrs_axis_deg is not None
+
+
+def test_ptbxl_100hz_record_measures_sanely(data_dir):
+    # fold 9 (validation fold) record at 100 Hz
+    ecg = read_record(data_dir / "ptbxl" / "records100" / "00000" / "00008_lr.hea")
+    assert ecg.sampling_rate_hz == 100
+    m = measure_ecg(ecg)
+    assert 30 <= m.heart_rate_bpm <= 200
+    assert 60 <= m.qrs_duration_ms <= 200
+    assert 250 <= m.qt_interval_ms <= 600
+    assert isinstance(m.p_present, bool)
+    assert -180 <= m.qrs_axis_deg <= 180
+    assert len(m.leads) >= 8
+
+
+def test_100hz_agrees_with_500hz(data_dir):
+    ecg = _ludb(data_dir, 4)
+    x = sps.decimate(ecg.signals_mv.astype(float), 5, axis=0, zero_phase=True)
+    low = ecg_from_leads({ld: x[:, i] for i, ld in enumerate(STANDARD_LEADS)}, 100.0,
+                         source_path="4.hea", source_format="test")
+    a, b = measure_ecg(ecg), measure_ecg(low)
+    assert abs(a.heart_rate_bpm - b.heart_rate_bpm) <= 1
+    assert abs(a.qrs_duration_ms - b.qrs_duration_ms) <= 12
+    assert abs(a.qt_interval_ms - b.qt_interval_ms) <= 20
+    assert abs(a.leads["V5"].r_amplitude_mv - b.leads["V5"].r_amplitude_mv) <= 0.15
+
+
+def test_measurement_is_deterministic(data_dir):
+    ecg = _ludb(data_dir, 5)
+    assert measure_ecg(ecg).model_dump() == measure_ecg(ecg).model_dump()
+
+
+def test_values_have_methods_and_reasons(data_dir):
+    m = measure_ecg(_ludb(data_dir, 1))
+    for key in GLOBAL_KEYS:
+        if getattr(m, key) is None:
+            assert key in m.not_measurable, key
+        else:
+            assert key in m.methods, key
+    assert all(0.0 <= c <= 1.0 for c in m.confidence.values())
+
+
+def _synthetic(sig: np.ndarray, fs: float = 500.0):
+    return ecg_from_leads({ld: sig[:, i] for i, ld in enumerate(STANDARD_LEADS)}, fs,
+                          source_path="synthetic.hea", source_format="test")
+
+
+def test_odd_but_valid_signals_do_not_raise(data_dir):
+    ecg = _ludb(data_dir, 6)
+    fs = ecg.sampling_rate_hz
+    t = np.arange(ecg.n_samples)[:, None] / fs
+    odd = {
+        "short 2.5 s": ecg.signals_mv[: int(2.5 * fs)],
+        "baseline wander": ecg.signals_mv + 1.5 * np.sin(2 * np.pi * 0.3 * t),
+        "dc offset": ecg.signals_mv + 3.0,
+        "inverted": -ecg.signals_mv,
+    }
+    for name, sig in odd.items():
+        m = measure_ecg(_synthetic(np.asarray(sig, dtype=float), fs))
+        assert isinstance(m, Measurements), name
+        assert m.heart_rate_bpm is not None, name
+
+
+def test_no_beats_raises_unusable():
+    with pytest.raises(UnusableSignalError):
+        measure_ecg(_synthetic(np.zeros((5000, 12))))
+    t = np.arange(5000)[:, None] / 500.0
+    with pytest.raises(UnusableSignalError):
+        measure_ecg(_synthetic(np.tile(0.5 * np.sin(2 * np.pi * 0.2 * t), (1, 12))))
+
+
+def test_pure_noise_invents_nothing():
+    rng = np.random.default_rng(7)
+    try:
+        m = measure_ecg(_synthetic(rng.normal(0.0, 0.3, (5000, 12))))
+    except UnusableSignalError:
+        return
+    assert m.p_present is not True
+    assert not m.leads
