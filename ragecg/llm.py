@@ -39,6 +39,8 @@ EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct.Q4_1"
 
+PROMPT_CHUNK = 128   # prompt tokens decoded per llama_decode call (the timeout is checked between them)
+
 # ChatML, used when a GGUF carries no chat template of its own.
 CHATML_TEMPLATE = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']"
                    " + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -182,10 +184,15 @@ def verified_model_file(settings: Settings) -> tuple[Path, str, str]:
 # --------------------------------------------------------------------------- llama.cpp
 
 def _default_threads() -> int:
+    """Half the logical CPUs (about the physical cores, llama.cpp's own default), at least 1.
+    More threads than free cores is far worse than fewer: llama.cpp's threads meet at a barrier
+    every layer, and one descheduled thread stalls them all (on this project's 2 shared cores,
+    decoding ran at 0.8 token/s with 2 threads against 18 with 1; bench/llm.py)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:
-        return max(1, os.cpu_count() or 1)
+        n = os.cpu_count() or 1
+    return max(1, n // 2)
 
 
 class LlamaCppBackend:
@@ -252,7 +259,14 @@ class LlamaCppBackend:
             self._grammars[key] = g
         return g
 
-    def _load_prompt(self, prefix: list[int], rest: list[int]) -> int:
+    def _eval_until(self, tokens: list[int], deadline: float) -> None:
+        """Decode tokens in chunks of PROMPT_CHUNK, checking the deadline between chunks."""
+        for i in range(0, len(tokens), PROMPT_CHUNK):
+            if time.perf_counter() > deadline:
+                raise LLMTimeoutError(f"time limit reached while reading the prompt ({i} of {len(tokens)} tokens)")
+            self._llm.eval(tokens[i:i + PROMPT_CHUNK])
+
+    def _load_prompt(self, prefix: list[int], rest: list[int], deadline: float) -> int:
         """Decode the prompt so that its last logits are ready; returns the number of prefix tokens
         reused from the KV cache. With `cache_prefix`, the prefix is decoded on its own (the first
         time) and the record's part after it, the same batch layout every call, so output does not
@@ -268,11 +282,11 @@ class LlamaCppBackend:
             llm.reset()
             self._prefix = []
             if self.cache_prefix:
-                llm.eval(prefix)
+                self._eval_until(prefix, deadline)
                 self._prefix = list(prefix)
             else:
                 rest = prefix + rest
-        llm.eval(rest)
+        self._eval_until(rest, deadline)
         return cached
 
     def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
@@ -306,7 +320,7 @@ class LlamaCppBackend:
             out: list[int] = []
             ttft = None
             try:
-                cached = self._load_prompt(prefix, rest)
+                cached = self._load_prompt(prefix, rest, t0 + timeout_s)
                 while True:
                     logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
                     token = int(np.argmax(logits))

@@ -374,13 +374,15 @@ def _morphology(out: Measurements, bs):
     conf_beats = min(1.0, n_dom / 5)
 
     out.qrs_duration_ms = round(_ms(off - on, fs), 1)
-    out.methods["qrs_duration_ms"] = (f"median beat of {n_dom} beats; onset/end = median over {b.leads_used.get('qrs_on', 0)}"
-                                      f"/{b.leads_used.get('qrs_off', 0)} leads of wavelet boundaries (0 = all-lead slope)")
+    used = b.leads_used
+    out.methods["qrs_duration_ms"] = (f"median beat of {n_dom} beats; onset/end = median over "
+                                      f"{used.get('qrs_on', 0)}/{used.get('qrs_off', 0)} leads of wavelet "
+                                      "boundaries (0 = all-lead slope)")
     out.confidence["qrs_duration_ms"] = round(conf_beats, 2)
     if b.t_off is not None:
         out.qt_interval_ms = round(_ms(b.t_off - on, fs), 1)
-        out.methods["qt_interval_ms"] = (f"QRS onset to T end; T end = median over {b.leads_used.get('t_off', 0)} leads "
-                                         "of wavelet T ends (0 = all-lead slope)")
+        out.methods["qt_interval_ms"] = (f"QRS onset to T end; T end = median over {used.get('t_off', 0)} "
+                                         "leads of wavelet T ends (0 = all-lead slope)")
         out.confidence["qt_interval_ms"] = round(conf_beats, 2)
     else:
         out.not_measurable["qt_interval_ms"] = b.notes.get("t_off", "T end not found")

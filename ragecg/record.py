@@ -106,10 +106,11 @@ def ecg_from_leads(leads: dict[str, np.ndarray], sampling_rate_hz: float, *, sou
         raise InputError(f"unknown signal unit {units!r} (expected mV, uV or V)", path=name)
 
     derived: list[str] = []
-    if "I" in mapped and "II" in mapped:
+    if "I" in mapped and "II" in mapped and not all(ld in mapped for ld in LIMB_DERIVED):
         lead_i, lead_ii = mapped["I"], mapped["II"]
-        formulas = {"III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
-                    "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
+        with np.errstate(invalid="ignore"):   # inf - inf in a damaged sample: NaN, handled by quality
+            formulas = {"III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
+                        "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
         for lead_name, values in formulas.items():
             if lead_name not in mapped:
                 mapped[lead_name] = values
@@ -222,13 +223,22 @@ def _check_header_text(hea: Path, shown: str) -> None:
     silently changed) and assumes 250 Hz when the sampling-rate field is absent or unparsable (`-500`)."""
     if hea.stat().st_size > MAX_HEADER_BYTES:
         raise InputError(f"header file is larger than {MAX_HEADER_BYTES >> 20} MiB; not a WFDB header", path=shown)
-    lines = [ln for ln in hea.read_bytes().splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
+    raw = hea.read_bytes()
+    try:
+        if b"\x00" in raw:
+            raise UnicodeDecodeError("utf-8", raw, 0, 1, "NUL byte")
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("not a valid WFDB header (binary content, not text)", path=shown) from None
+    lines = [ln for ln in raw.splitlines() if ln.strip() and not ln.lstrip().startswith(b"#")]
     if not lines:
         raise InputError("header has no record line", path=shown)
     if any(not ln.isascii() for ln in lines):
         raise InputError("header record/signal lines are not ASCII (WFDB record and file names must be ASCII "
                          "letters, digits, _ and -)", path=shown)
     fields = lines[0].decode("ascii").split()
+    if len(fields) < 2 or not re.fullmatch(r"[-\w]+(/\d+)?", fields[0]) or not fields[1].isdigit():
+        raise InputError("not a valid WFDB header (the first line is not a record line)", path=shown)
     if len(fields) < 3:
         raise InputError("header gives no sampling rate (WFDB would assume 250 Hz); refused", path=shown)
     if not _FS_FIELD.match(fields[2]):

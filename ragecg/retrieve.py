@@ -4,8 +4,10 @@ knowledge index; the result is the `Evidence` the composer may cite (passage ids
 The query is findings in words with their values ("prolonged QRS duration 148 ms, R peak time in V6
 72 ms"), one line per leading candidate code (its description and the measured values that decided
 its criteria), and a last line of the core measurements. Each line is searched separately (short
-queries stay inside the embedding model's 256-token window and one candidate cannot drown another);
-the hits are merged round-robin, candidates in score order, without duplicates.
+queries stay inside the embedding model's 256-token window and one candidate cannot drown another).
+Each candidate first gets the passage most similar to its line among the documents that define it
+(`CodeCandidate.doc_ids`, a metadata filter), then the open hits of all lines follow round-robin,
+candidates in score order, without duplicates.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .criteria import Candidates, CodeCandidate, ConditionResult
 from .measure import Measurements
 from .record import STANDARD_LEADS
 
-QUERY_CANDIDATES = 3          # fired codes (best first) that get a query line each
+QUERY_CANDIDATES = 5          # fired codes (best first) that get a query line each
 CORE_KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qtc_bazett_ms", "qrs_axis_deg",
              "p_present")
 
@@ -118,31 +120,55 @@ def _candidate_line(c: CodeCandidate) -> str:
     return f"{c.description}: {', '.join(findings)}" if findings else c.description
 
 
-def build_query(measurements: Measurements, candidates: Candidates) -> str:
-    """The retrieval query: one line per leading candidate (its findings with values), then the core
-    measurements. Fired codes lead; with none fired, the best-scoring codes stand in."""
-    lines = []
+def query_lines(measurements: Measurements, candidates: Candidates) -> list[tuple[str, list[str]]]:
+    """(query line, documents defining its candidate) pairs: one per leading candidate (fired codes
+    best first; with none fired, the best-scoring codes), then the core measurements (no documents)."""
+    lines: list[tuple[str, list[str]]] = []
     ranked = [c for c in candidates.candidates if c.fired] or candidates.candidates
     for c in ranked[:QUERY_CANDIDATES]:
-        lines.append(_candidate_line(c))
+        lines.append((_candidate_line(c), list(c.doc_ids)))
     core = [describe_value(k, v) for k in CORE_KEYS if (v := measurements.get(k)) is not None]
     if core:
-        lines.append("ECG measurements: " + ", ".join(core))
-    return "\n".join(dict.fromkeys(line for line in lines if line.strip()))
+        lines.append(("ECG measurements: " + ", ".join(core), []))
+    seen: set[str] = set()
+    return [(q, d) for q, d in lines if q.strip() and not (q in seen or seen.add(q))]
+
+
+def build_query(measurements: Measurements, candidates: Candidates) -> str:
+    """The retrieval query: findings in words with values, one line per leading candidate, then the
+    core measurements (see `query_lines`)."""
+    return "\n".join(q for q, _ in query_lines(measurements, candidates))
 
 
 def retrieve_evidence(index, measurements: Measurements, candidates: Candidates, k: int) -> Evidence:
-    """Search each query line, merge round-robin (line order = priority), deduplicate, keep k."""
-    query = build_query(measurements, candidates)
-    evidence = Evidence(query=query, measurements=measurements.flat())
-    lines = query.splitlines()
+    """Up to k passages, deduplicated, in this order: for each candidate line, the passage of the
+    documents defining that candidate most similar to the line; then the open-search hits of every
+    line (any document, user-added ones included) merged round-robin in line order, first only
+    passages of documents not yet represented (so the composer sees the alternatives), then the rest."""
+    lines = query_lines(measurements, candidates)
+    evidence = Evidence(query="\n".join(q for q, _ in lines), measurements=measurements.flat())
     if index is None or not lines or k <= 0:
         return evidence
-    hits = index.search_many(lines, k)
+    queries = [q for q, _ in lines]
+    own_lines = [i for i, (_, docs) in enumerate(lines) if docs]
+    hits = index.search_many(queries + [queries[i] for i in own_lines], k,
+                             [None] * len(lines) + [lines[i][1] for i in own_lines])
+    own, free = hits[len(lines):], hits[:len(lines)]
     seen: set[str] = set()
-    for rank in range(k):
-        for per_line in hits:
-            if rank < len(per_line) and per_line[rank].passage_id not in seen and len(evidence.passages) < k:
-                seen.add(per_line[rank].passage_id)
-                evidence.passages.append(per_line[rank])
+
+    def take(p: Passage) -> None:
+        if p.passage_id not in seen and len(evidence.passages) < k:
+            seen.add(p.passage_id)
+            evidence.passages.append(p)
+
+    for per_line in own:
+        if per_line:
+            take(per_line[0])
+    docs_in = {p.doc_id for p in evidence.passages}
+    for new_docs_only in (True, False):       # first one passage per further document, then the rest
+        for rank in range(k):
+            for per_line in free:
+                if rank < len(per_line) and (not new_docs_only or per_line[rank].doc_id not in docs_in):
+                    take(per_line[rank])
+                    docs_in.add(per_line[rank].doc_id)
     return evidence

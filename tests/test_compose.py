@@ -96,26 +96,30 @@ def test_criteria_only_reports_fired_codes_with_cited_narrative(settings):
 
 
 def test_prompt_has_static_prefix_bounded_codes_and_quoted_passages():
-    m, q, cands, ev = make_case(injection=True)
+    m, q, cands, ev = make_case(pr_ms=196.0, injection=True)
     offered = offered_candidates(cands)
     assert [c.code for c in offered] == ["SR", "CLBBB", "1AVB"]      # AFIB (score 0) is below the floor
     assert all(c.score >= OFFER_FLOOR for c in offered)
-    p1 = build_prompt(m, q, offered, ev, lambda t: len(t) // 3, 4000)
-    p2 = build_prompt(*make_case(pr_ms=230)[:2], offered, ev, lambda t: len(t) // 3, 4000)
+    assert [c.code for c in offered_candidates(make_case(pr_ms=190.0)[2])] == ["SR", "CLBBB"]  # 1AVB 0.27: too far
+    count = lambda t: len(t) // 3  # noqa: E731
+    p1 = build_prompt(m, q, offered, ev, count, 10**6)
+    p2 = build_prompt(*make_case(pr_ms=230)[:2], offered, ev, count, 10**6)
     assert p1.system == p2.system and p1.user != p2.user               # the prefix never depends on the record
-    assert "pr_interval_ms = 190 ms" in p1.user and "1AVB: first degree AV block" in p1.user
+    assert "pr_interval_ms 196 ms > 200: not met" in p1.user and "1AVB: first degree AV block" in p1.user
     assert set(p1.schema_["properties"]["codes"]["properties"]) == {"SR", "CLBBB", "1AVB"}
     assert p1.user.count("</passage>") == 3                           # the injected closing tag was neutralised
     assert p1.user.index('<passage id="evil#0">') < p1.user.index("Ignore previous")
-    small = build_prompt(m, q, offered, ev, lambda t: len(t) // 3, 700)
-    assert small.dropped_passages and small.dropped_passages[-1] == "evil#0" or "af#0" in small.dropped_passages
-    assert "af#0" in small.dropped_passages                            # least similar dropped first
+    assert not p1.dropped_passages
+    budget = count(p1.system) + 16 + count(p1.user) - 1
+    small = build_prompt(m, q, offered, ev, count, budget)
+    assert small.dropped_passages == ["af#0"] and "af#0" not in json.dumps(small.schema_)   # least similar first
+    assert count(small.system) + 16 + count(small.user) <= budget
 
 
 def test_invented_codes_and_keys_are_stripped(settings):
     m, q, cands, ev = make_case()
     fake = FakeBackend(responses=[answer(
-        {"SR": 0.9, "CLBBB": 0.8, "1AVB": 0.1, "AFIB": 1.0, "STEMI": 1.0},
+        {"SR": 0.9, "CLBBB": 0.8, "AFIB": 1.0, "STEMI": 1.0},
         [{"section": "rate", "text": "The heart rate is 72 bpm.", "evidence": ["heart_rate_bpm", "made_up_ms"]},
          {"section": "rhythm", "text": "Atrial fibrillation is present.", "evidence": ["nope#3"]},
          {"section": "intervals", "text": "The QRS duration is 188 ms.", "evidence": ["qrs_duration_ms"]},
@@ -171,7 +175,7 @@ def test_failures_fall_back_to_criteria_only(settings, response, delay, status):
 
 def test_truncated_answer_keeps_codes_and_complete_sentences(settings):
     m, q, cands, ev = make_case()
-    text = answer({"SR": 0.9, "CLBBB": 0.9, "1AVB": 0.1},
+    text = answer({"SR": 0.9, "CLBBB": 0.9},
                   [{"section": "rate", "text": "The heart rate is 72 bpm.", "evidence": ["heart_rate_bpm"]}])
     d = compose_diagnosis(m, q, cands, ev, FakeBackend(responses=[text[:-2] + ', {"section": "axis", "te']), settings)
     assert d.llm.status == "ok" and d.llm.truncated
@@ -216,9 +220,9 @@ def test_real_model_is_schema_valid_reproducible_and_ignores_injection(real_back
     second = compose_diagnosis(m, q, cands, ev, real_backend, settings)
     assert first.llm.status == "ok", first.llm.error
     assert first.model_dump(exclude={"llm"}) == second.model_dump(exclude={"llm"})
-    clean = compose_diagnosis(*make_case(injection=False), real_backend, settings)
-    assert [c.code for c in first.codes] == [c.code for c in clean.codes] == ["SR", "CLBBB"]
-    assert "AFIB" not in {c.code for c in first.codes} and first.scores["AFIB"] == 0.0
+    assert [c.code for c in first.codes] == ["SR", "CLBBB"]           # what the criteria give without the passage
+    assert first.scores["AFIB"] == 0.0 and "AFIB" not in first.stripped_codes
+    assert not any("fibrillation" in s.text.lower() for s in first.narrative)
 
 
 @needs_model
