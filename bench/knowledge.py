@@ -263,7 +263,7 @@ def main() -> None:
             return
 
         fresh = ix.build_index(settings, force=True)
-        target = sorted(kb.glob("*.md"))[0]
+        target = Path(docs[0].path)                 # one curated document, first by id
         original = target.read_text(encoding="utf-8")
         target.write_text(original.rstrip() + "\n\nOne more sentence appended for the incremental benchmark.\n",
                           encoding="utf-8")
@@ -298,7 +298,10 @@ def main() -> None:
 
         if not args.skip_batch:
             chunks_text = [f"{t}" for t in idx._chunks["text"][:64]]
+            import torch
+
             model = ix._embedding_model(model_dir)
+            torch.set_num_threads(ix.EMBED_THREADS)     # as in ix.embed_texts, for both batch sizes
             timings = {}
             out = {}
             for bs in (1, 32):

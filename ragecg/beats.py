@@ -33,6 +33,7 @@ INTERNAL_FS = 500.0
 HIGHPASS_HZ = 0.67
 LOWPASS_HZ = 150.0
 QRS_BAND_HZ = (5.0, 25.0)
+PT_THRESHOLD_FRACTION = 0.25   # Pan & Tompkins 1985: THRESHOLD = NPK + 0.25 (SPK - NPK)
 DOMINANT_CORRELATION = 0.90
 ALIGN_MAX_SHIFT_S = 0.012      # beats re-aligned on the template by at most +/-12 ms
 QRS_TEMPLATE_HALF_S = 0.06     # +/-60 ms around the fiducial: the QRS for matching (QRS <= 120 ms typical)
@@ -108,7 +109,11 @@ def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
     for p in peaks:
         lo, hi = max(0, p - half), min(len(det), p + half + 1)
         out.append(lo + int(np.argmax(det[lo:hi])))
-    return np.unique(np.asarray(out, dtype=int))
+    peaks = np.unique(np.asarray(out, dtype=int))
+    # Pan & Tompkins (1985) threshold: a QRS rises above noise + 0.25 x (signal level - noise level);
+    # the gradient detector alone also fires on flat stretches between slow beats.
+    noise, level = float(np.median(det)), float(np.median(det[peaks]))
+    return peaks[det[peaks] >= noise + PT_THRESHOLD_FRACTION * (level - noise)]
 
 
 def _windows(x: np.ndarray, centres: np.ndarray, pre: int, post: int) -> np.ndarray:

@@ -522,9 +522,9 @@ class BackendInfo(BaseModel):
     detail: str = ""
 
 
-def list_backends(settings: Settings) -> list[BackendInfo]:
-    """What `ragecg models` shows: each configured backend, whether it is usable, which is active.
-    Checks files (not their digests) and makes no network call."""
+def list_backends(settings: Settings) -> list[dict]:
+    """What `ragecg models` shows: each configured backend (a `BackendInfo` as a dict), whether it
+    is usable, which is active. Checks files (not their digests) and makes no network call."""
     out: list[BackendInfo] = []
     llama_ok = importlib.util.find_spec("llama_cpp") is not None
     emb = embedded_model_path()
@@ -543,4 +543,4 @@ def list_backends(settings: Settings) -> list[BackendInfo]:
         out.append(BackendInfo(name="server", backend="openai-server", model=settings.llm_model_name,
                                location=settings.llm_url, available=True, active=True,
                                detail="OpenAI-compatible /v1/chat/completions (not probed)"))
-    return out
+    return [b.model_dump() for b in out]

@@ -2,12 +2,13 @@
 knowledge index; the result is the `Evidence` the composer may cite (passage ids and measurement keys).
 
 The query is findings in words with their values ("prolonged QRS duration 148 ms, R peak time in V6
-72 ms"), one line per leading candidate code (its description and the measured values that decided
-its criteria), and a last line of the core measurements. Each line is searched separately (short
-queries stay inside the embedding model's 256-token window and one candidate cannot drown another).
-Each candidate first gets the passage most similar to its line among the documents that define it
-(`CodeCandidate.doc_ids`, a metadata filter), then the open hits of all lines follow round-robin,
-candidates in score order, without duplicates.
+72 ms"): one line per leading candidate code (its description and the measured values that decided
+its criteria; codes whose defining documents are already queried are skipped, so tied codes of one
+document leave room for others), and a last line of the core measurements. Each line is searched
+separately (short queries stay inside the embedding model's 256-token window and one candidate cannot
+drown another). Each candidate first gets the passage most similar to its line among the documents
+that define it (`CodeCandidate.doc_ids`, a metadata filter); then the open hits of all lines follow
+round-robin in line order, passages of documents not yet represented first, without duplicates.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .criteria import Candidates, CodeCandidate, ConditionResult
 from .measure import Measurements
 from .record import STANDARD_LEADS
 
-QUERY_CANDIDATES = 5          # fired codes (best first) that get a query line each
+QUERY_CANDIDATES = 5          # candidate codes (best first, distinct documents) that get a query line each
 CORE_KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qtc_bazett_ms", "qrs_axis_deg",
              "p_present")
 
@@ -105,11 +106,13 @@ def _finding(cond: ConditionResult) -> str | None:
         return f"ST {'elevation' if value > 0 else 'depression'}{where} ({describe_value(key, value)})"
     if name == "t_amplitude_mv" and value < 0:
         return f"T wave inversion{where} ({describe_value(key, value)})"
-    qualifier = ""
-    if name.endswith("_ms") and cond.op in (">", ">=", "<", "<="):
-        qualifier = "prolonged " if cond.op.startswith(">") else "short "
-    elif name.endswith("_mv") and cond.op in (">", ">=", "<", "<="):
-        qualifier = "increased " if cond.op.startswith(">") else "low "
+    qualifier = ""                          # words only where the direction is unambiguous
+    if name.endswith("_ms") and cond.op in (">", ">="):
+        qualifier = "prolonged "
+    elif name.endswith("_mv") and cond.op in (">", ">=") and value > 0:
+        qualifier = "increased "
+    elif name.endswith("_mv") and cond.op in ("<", "<="):
+        qualifier = "deep " if value < 0 else "low "
     text = qualifier + describe_value(key, value)
     return text + (f" ({where.strip()})" if where else "")
 
@@ -122,10 +125,20 @@ def _candidate_line(c: CodeCandidate) -> str:
 
 def query_lines(measurements: Measurements, candidates: Candidates) -> list[tuple[str, list[str]]]:
     """(query line, documents defining its candidate) pairs: one per leading candidate (fired codes
-    best first; with none fired, the best-scoring codes), then the core measurements (no documents)."""
+    best first; with none fired, the best-scoring codes; a code whose documents are all already
+    queried is skipped, so tied codes of one document do not crowd out others), then the core
+    measurements (no documents)."""
     lines: list[tuple[str, list[str]]] = []
     ranked = [c for c in candidates.candidates if c.fired] or candidates.candidates
-    for c in ranked[:QUERY_CANDIDATES]:
+    covered: set[str] = set()
+    chosen: list[CodeCandidate] = []
+    for c in ranked:
+        if len(chosen) == QUERY_CANDIDATES:
+            break
+        if c.doc_ids and set(c.doc_ids) <= covered:
+            continue        # a code defined by documents already queried (tied codes of one document)
+        covered |= set(c.doc_ids)
+        chosen.append(c)
         lines.append((_candidate_line(c), list(c.doc_ids)))
     core = [describe_value(k, v) for k in CORE_KEYS if (v := measurements.get(k)) is not None]
     if core:

@@ -208,11 +208,11 @@ def real_backend():
 
 @needs_model
 def test_real_model_is_schema_valid_reproducible_and_ignores_injection(real_backend):
-    settings = get_settings(llm_max_tokens=96, llm_timeout_s=300)
+    settings = get_settings(llm_max_tokens=64, llm_timeout_s=300)
     m, q, cands, ev = make_case(injection=True)
     prompt = build_prompt(m, q, offered_candidates(cands), ev, real_backend.count_tokens, 1536)
-    raw = real_backend.complete_json(prompt.system, prompt.user, prompt.schema_, max_tokens=96, timeout_s=300)
-    data = json.loads(raw.text) if raw.completion_tokens < 96 else None
+    raw = real_backend.complete_json(prompt.system, prompt.user, prompt.schema_, max_tokens=64, timeout_s=300)
+    data = json.loads(raw.text) if raw.completion_tokens < 64 else None
     if data is not None:
         jsonschema.validate(data, prompt.schema_)
     assert "AFIB" not in raw.text                                    # not an allowed code: grammar forbids it

@@ -132,12 +132,13 @@ def test_fake_backend_scripts_and_times_out():
 
 
 def test_list_backends_marks_the_active_one(tmp_path):
-    names = {b.name: b for b in list_backends(get_settings())}
-    assert names["embedded"].active
+    names = {b["name"]: b for b in list_backends(get_settings())}
+    assert names["embedded"]["active"] and names["embedded"]["available"] == (embedded_model_path() is not None)
     gguf = tmp_path / "x.gguf"
     gguf.write_bytes(b"GGUF")
-    both = {b.name: b for b in list_backends(get_settings(model=gguf, llm_url="http://127.0.0.1:9"))}
-    assert both["server"].active and not both["gguf"].active and not both["embedded"].active
+    both = {b["name"]: b for b in list_backends(get_settings(model=gguf, llm_url="http://127.0.0.1:9"))}
+    assert both["server"]["active"] and not both["gguf"]["active"] and not both["embedded"]["active"]
+    assert json.dumps(list(both.values()))                 # plain data for `ragecg models --json`
 
 
 def test_server_backend_reports_unreachable_server_as_failure():

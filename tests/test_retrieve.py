@@ -74,6 +74,27 @@ def test_retrieve_evidence_dedupes_and_keeps_measurements(small_index):
     assert len(retrieve_evidence(idx, m, cands, k=50).passages) == len(idx)
 
 
+def test_candidate_documents_come_first_and_tied_codes_share_a_line(tmp_path, small_index):
+    idx, docs = small_index
+    # The metadata filter: an LBBB query restricted to the AF document returns only AF passages.
+    within = idx.search("prolonged QRS duration 148 ms, R peak time in V6 72 ms", 3, doc_ids=["afib"])
+    assert within and {p.doc_id for p in within} == {"afib"}
+    assert idx.search("anything", 3, doc_ids=["no-such-doc"]) == []
+    # Two codes defined by one document with the same rule tie; they get one query line, not two.
+    twin = docs[1].model_copy(deep=True)            # clbbb
+    assert twin.id == "clbbb"
+    rule = twin.criteria[0]
+    twin.criteria.append(rule.model_copy(update={"code": "IVCD"}))
+    m = _lbbb_measurements()
+    cands = evaluate_criteria(m, [docs[0], twin, docs[2]], sex="M")
+    assert {c.code for c in cands.fired()} >= {"CLBBB", "IVCD"}
+    lines = build_query(m, cands).splitlines()
+    assert sum(ln.startswith(("complete left bundle", "non-specific intraventricular")) for ln in lines) == 1
+    ev = retrieve_evidence(idx, m, cands, k=3)
+    assert ev.passages[0].doc_id == "clbbb"
+    assert len({p.doc_id for p in ev.passages}) >= 2       # the open hits bring other documents in
+
+
 def test_retrieve_without_index_or_k():
     m = _lbbb_measurements()
     cands = evaluate_criteria(m, [], sex=None)

@@ -171,10 +171,15 @@ def _noise_only(sig):
 
 
 def _long(minutes: float):
+    """The base record's whole beats (first to last R peak, cut 300 ms before each) repeated: every RR
+    interval of the result, seams included, is one of the real record's."""
     def make(tmp: Path, data: Path) -> Path:
         sig = _base(data)
-        reps = int(np.ceil(minutes * 60 * FS / sig.shape[0]))
-        return write_record(tmp, "long", np.tile(sig, (reps, 1))[: int(minutes * 60 * FS)])
+        r = r_peaks(sig)
+        d = int(0.3 * FS)
+        beats = sig[r[0] - d: r[-1] - d]
+        reps = int(np.ceil(minutes * 60 * FS / beats.shape[0]))
+        return write_record(tmp, "long", np.tile(beats, (reps, 1))[: int(minutes * 60 * FS)])
     return make
 
 
@@ -416,8 +421,12 @@ if __name__ == "__main__":  # the docs table: every kind run through `ragecg mea
     with tempfile.TemporaryDirectory() as td:
         paths = [build(k, Path(td), data) for k in KINDS]
         res = run_batch([["measure", str(p)] for p in paths])
-    print("| kind | input | exit | message (stderr) |\n|---|---|---|---|")
+    print("| kind | input | exit | message (stderr, `ragecg measure`; cut at 160 characters) | checked by |")
+    print("|---|---|---|---|---|")
     for k, r in zip(KINDS, res):
         msg = r["stderr"].strip().splitlines()[-1] if r["stderr"].strip() else ""
         msg = msg.replace(td, "…").replace("|", "\\|")
-        print(f"| `{k.name}` | {k.what} | {r['rc']} | {msg} |")
+        msg = msg if len(msg) <= 160 else msg[:159] + "…"
+        tests = ("`test_measure_refuses_bad_input`, `test_diagnose_refuses_bad_input`" if k.exit_code else
+                 "`test_measure_works_on_odd_but_valid_input`")
+        print(f"| `{k.name}` | {k.what} | {r['rc']} | {msg} | {tests} |")
