@@ -164,11 +164,11 @@ def schema() -> None:
 def version(json_out: bool = typer.Option(False, "--json")) -> None:
     """Versions of the package, the LLM model and the knowledge index."""
     from . import __version__
-    from .knowledge import knowledge_hash, load_documents
+    from .knowledge import knowledge_hash, load_criteria_documents
 
     settings = _settings()
     info: dict = {"ragecg": __version__, "python": sys.version.split()[0]}
-    docs = load_documents(settings.all_knowledge_dirs())
+    docs = load_criteria_documents(settings)
     info["knowledge_documents"] = len(docs)
     info["knowledge_hash"] = knowledge_hash(docs)
     try:
@@ -257,7 +257,7 @@ def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, 
 def knowledge_validate() -> None:
     """Check every document: front matter, criteria, measurement names, sources."""
     from .knowledge import validate_directories
-    docs, problems = validate_directories(_settings().all_knowledge_dirs())
+    docs, problems = validate_directories(_settings().knowledge_dirs)
     for p in problems:
         print(p)
     print(f"{len(docs)} documents, {len(problems)} problem(s)", file=sys.stderr)
@@ -268,8 +268,8 @@ def knowledge_validate() -> None:
 @knowledge_app.command("coverage")
 def knowledge_coverage(json_out: bool = typer.Option(False, "--json")) -> None:
     """Which document covers each PTB-XL statement; exits 3 if any statement is uncovered."""
-    from .knowledge import coverage_table, load_documents
-    rows = coverage_table(load_documents(_settings().all_knowledge_dirs()))
+    from .knowledge import coverage_table, load_criteria_documents
+    rows = coverage_table(load_criteria_documents(_settings()))
     if json_out:
         print(json.dumps(rows, indent=2))
     else:

@@ -140,6 +140,23 @@ def load_documents(dirs: list[Path]) -> list[KnowledgeDoc]:
     return sorted(docs, key=lambda d: d.id)
 
 
+def load_criteria_documents(settings) -> list[KnowledgeDoc]:
+    """The documents whose criteria the criteria stage evaluates: every curated document, plus
+    user-added Markdown that carries front matter (plain guideline files added with `knowledge add`
+    are retrieval context only)."""
+    dirs = list(settings.knowledge_dirs)
+    user = settings.user_knowledge
+    extra = [p for p in iter_markdown_files([user]) if user not in dirs
+             and p.read_text(encoding="utf-8", errors="replace").lstrip().startswith("---")] if user.is_dir() else []
+    docs = load_documents(dirs) + [parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)) for p in extra]
+    seen: dict[str, str] = {}
+    for d in docs:
+        if d.id in seen:
+            raise InputError(f"duplicate knowledge id {d.id!r} (also in {Path(seen[d.id]).name})", path=d.path)
+        seen[d.id] = d.path
+    return sorted(docs, key=lambda d: d.id)
+
+
 def knowledge_hash(docs: list[KnowledgeDoc]) -> str:
     h = hashlib.sha256()
     for d in sorted(docs, key=lambda d: d.id):

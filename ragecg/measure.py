@@ -370,7 +370,6 @@ def _morphology(out: Measurements, bs):
     n = m.shape[1]
     on, off = b.qrs_on, b.qrs_off
     ref = np.mean(m[:, max(0, on - int(0.01 * fs)):on + 1], axis=1)
-    lead_ok = {ld: True for ld in bs.leads}
     conf_beats = min(1.0, n_dom / 5)
 
     out.qrs_duration_ms = round(_ms(off - on, fs), 1)
@@ -416,8 +415,6 @@ def _morphology(out: Measurements, bs):
     # lead must not be read as ST elevation): the later of the QRS end and the all-lead slope's end.
     j = b.j_point
     for i, ld in enumerate(bs.leads):
-        if not lead_ok[ld]:
-            continue
         lm = LeadMeasurements()
         y = m[i] - ref[i]
         _qrs_lead(y[on:off + 1], fs, lm)
@@ -469,7 +466,7 @@ def _morphology(out: Measurements, bs):
         out.cornell_voltage_mv = round(ravl + abs(sv3), 3)
         out.methods["cornell_voltage_mv"] = "R(aVL) + |S(V3)|, median beats"
     for key, group in (("limb_lead_qrs_max_mv", LIMB), ("precordial_qrs_max_mv", PRECORDIAL)):
-        idx = [i for i, ld in enumerate(bs.leads) if ld in group and lead_ok[ld]]
+        idx = [i for i, ld in enumerate(bs.leads) if ld in group]
         if idx:
             seg = m[idx, on:off + 1]
             out.__setattr__(key, round(float(np.max(np.ptp(seg, axis=1))), 3))

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__
 from .criteria import evaluate_criteria
 from .errors import UnusableSignalError
-from .knowledge import KnowledgeDoc, knowledge_hash, load_documents
+from .knowledge import KnowledgeDoc, knowledge_hash, load_criteria_documents
 from .measure import measure_ecg
 from .quality import assess_quality, with_measurement_checks
 from .record import Ecg, read_record
@@ -32,7 +32,7 @@ class Resources:
     @property
     def docs(self) -> list[KnowledgeDoc]:
         if self._docs is None:
-            self._docs = load_documents(self.settings.all_knowledge_dirs())
+            self._docs = load_criteria_documents(self.settings)
         return self._docs
 
     @property

@@ -81,13 +81,13 @@ def versions_info(settings, data_files: dict[str, Path]) -> dict:
     import sklearn
 
     from .. import __version__
-    from ..knowledge import knowledge_hash, load_documents
+    from ..knowledge import knowledge_hash, load_criteria_documents
     from .report import sha256_file
 
     info = {"ragecg": __version__, "git commit": _git_commit(), "python": platform.python_version(),
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
     try:
-        info["knowledge hash"] = knowledge_hash(load_documents(settings.all_knowledge_dirs()))
+        info["knowledge hash"] = knowledge_hash(load_criteria_documents(settings))
     except Exception as exc:  # noqa: BLE001 — provenance must not stop a report
         info["knowledge hash"] = f"unavailable ({type(exc).__name__})"
     info["ragecg source sha256"] = source_hash()
