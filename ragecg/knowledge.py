@@ -131,7 +131,11 @@ def iter_markdown_files(dirs: list[Path]) -> list[Path]:
 
 def load_documents(dirs: list[Path]) -> list[KnowledgeDoc]:
     """All curated Markdown knowledge documents under `dirs`, sorted by id; ids must be unique."""
-    docs = [parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)) for p in iter_markdown_files(dirs)]
+    return _unique_sorted([parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)) for p in iter_markdown_files(dirs)])
+
+
+def _unique_sorted(docs: list[KnowledgeDoc]) -> list[KnowledgeDoc]:
+    """Documents sorted by id; a duplicated id is an error naming both files."""
     seen: dict[str, str] = {}
     for d in docs:
         if d.id in seen:
@@ -148,13 +152,8 @@ def load_criteria_documents(settings) -> list[KnowledgeDoc]:
     user = settings.user_knowledge
     extra = [p for p in iter_markdown_files([user]) if user not in dirs
              and p.read_text(encoding="utf-8", errors="replace").lstrip().startswith("---")] if user.is_dir() else []
-    docs = load_documents(dirs) + [parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)) for p in extra]
-    seen: dict[str, str] = {}
-    for d in docs:
-        if d.id in seen:
-            raise InputError(f"duplicate knowledge id {d.id!r} (also in {Path(seen[d.id]).name})", path=d.path)
-        seen[d.id] = d.path
-    return sorted(docs, key=lambda d: d.id)
+    return _unique_sorted(load_documents(dirs) + [parse_markdown_doc(p.read_text(encoding="utf-8"), str(p))
+                                                   for p in extra])
 
 
 def knowledge_hash(docs: list[KnowledgeDoc]) -> str:
