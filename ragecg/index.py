@@ -162,12 +162,7 @@ def _embedding_model(model_dir: Path):
         try:
             from transformers.utils import logging as hf_logging
             hf_logging.disable_progress_bar()          # no "Loading weights" bar on stderr
-            import torch
             from sentence_transformers import SentenceTransformer
-            # One intra-op thread: MiniLM on short texts gains little from more, and torch's
-            # spinning thread pool is 10-25x slower when other processes share the cores
-            # (measured here: 1.45 s vs 0.056 s per 10-token text with 5 busy processes on 2 cores).
-            torch.set_num_threads(int(os.environ.get("RAGECG_TORCH_THREADS", "1")))
             _MODELS[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any loader failure is a model problem
             raise ModelError(f"cannot load the embedding model ({exc.__class__.__name__})", path=key) from None
