@@ -18,6 +18,7 @@ reads them with `wfdb`.
 """
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -107,30 +108,20 @@ def detect_and_read(path: str | Path, *, sampling_rate_hz: float | None = None, 
         raise InputError(f"unrecognised file format (supported: {SUPPORTED})", path=p.name)
     if fmt == "xml":
         raise InputError("XML file of an unsupported kind (not GE MUSE/CardioSoft, HL7 aECG or Philips)", path=p.name)
-    if fmt == "ge_muse_xml":
-        from .muse import read_muse
-        return read_muse(p)
-    if fmt == "ge_cardiosoft_xml":
-        from .cardiosoft import read_cardiosoft
-        return read_cardiosoft(p)
-    if fmt == "hl7_aecg":
-        from .aecg import read_aecg
-        return read_aecg(p)
-    if fmt == "philips_xml":
-        from .philips import read_philips
-        return read_philips(p)
-    if fmt == "dicom":
-        from .dicom import read_dicom
-        return read_dicom(p)
-    if fmt == "scp_ecg":
-        from .scp import read_scp
-        return read_scp(p)
-    if fmt == "edf":
-        from .edf import read_edf
-        return read_edf(p)
+    if fmt in _READERS:
+        module, func = _READERS[fmt]
+        return getattr(importlib.import_module(f".{module}", __name__), func)(p)
     from .arrays import read_csv, read_npy
     reader = read_npy if fmt == "npy" else read_csv
     return reader(p, sampling_rate_hz=sampling_rate_hz, leads=leads, units=units or "mV")
 
+
+# format -> (module, reader) for the formats that say everything about themselves; imported lazily
+# so that reading a MUSE file never imports pydicom or pyedflib.
+_READERS = {
+    "ge_muse_xml": ("muse", "read_muse"), "ge_cardiosoft_xml": ("cardiosoft", "read_cardiosoft"),
+    "hl7_aecg": ("aecg", "read_aecg"), "philips_xml": ("philips", "read_philips"),
+    "dicom": ("dicom", "read_dicom"), "scp_ecg": ("scp", "read_scp"), "edf": ("edf", "read_edf"),
+}
 
 __all__ = ["detect_and_read", "detect_format", "xml_root_name", "SUPPORTED"]
