@@ -79,6 +79,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     ap.add_argument("--max-tokens", type=int, default=None)
     ap.add_argument("--retrieval", action="store_true", help="retrieve passages (builds/loads the index)")
+    ap.add_argument("--cold", type=int, default=0,
+                    help="also run `ragecg diagnose --json` in a new process on this many records (cold start)")
     args = ap.parse_args()
 
     overrides = {"llm_threads": args.threads, "llm_max_tokens": args.max_tokens, "llm_timeout_s": 600.0}
@@ -172,7 +174,44 @@ def main() -> None:
     print(f"grounding: {raw} sentences written, {valid} ({(valid / raw if raw else 0):.0%}) with every key valid, "
           f"{kept} kept in the narrative; dropped by reason {dropped}; stripped keys "
           f"{sum(len(r['d'].stripped_keys) for r in ok)}, stripped codes {sum(len(r['d'].stripped_codes) for r in ok)}")
+    if args.cold:
+        cold_starts(items[: args.cold], args)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def cold_starts(items: list[dict], args) -> None:
+    """What one `ragecg diagnose record.hea --json` costs in a new process (imports, index and model
+    loading, the prefix's KV state read from disk): wall time of the process, its stages, and the
+    time before the first record can be read (`import ragecg.cli` + model load + prefix state)."""
+    import json
+    import subprocess
+    exe = [sys.executable, "-m", "ragecg.cli"]
+    flags = [] if args.retrieval else ["--no-retrieval"]
+    if args.threads:
+        os.environ["RAGECG_LLM_THREADS"] = str(args.threads)
+    ready = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "from ragecg.llm import load_backend; from ragecg.settings import "
+                        "get_settings; from ragecg.compose import system_prompt; b = load_backend(get_settings()); "
+                        "p, _ = b._split_prompt(system_prompt(), 'x'); b._restore_prefix_state(p) or b._llm.eval(p)"],
+                       check=True)
+        ready.append(time.perf_counter() - t)
+    walls, stages = [], []
+    for item in items:
+        t = time.perf_counter()
+        out = subprocess.run(exe + ["diagnose", str(item["path"]), "--json", *flags], capture_output=True, text=True)
+        walls.append(time.perf_counter() - t)
+        if out.returncode == 0:
+            rep = json.loads(out.stdout)
+            stages.append(rep["timings_s"] | {"llm_status": rep["diagnosis"]["llm"]["status"],
+                                              "cached": rep["diagnosis"]["llm"]["cached_prompt_tokens"]})
+    print(f"cold start (new process: import, model load with cached sha256, prefix KV state from disk), "
+          f"median of 3: {med(ready):.2f} s")
+    print(f"`ragecg diagnose --json` in a new process, {len(walls)} records: median {med(walls):.1f} s wall")
+    for k in ("quality_s", "measure_s", "criteria_s", "retrieve_s", "compose_s"):
+        print(f"  {k}: median {med([st.get(k, 0.0) for st in stages]):.2f} s")
+    print(f"  LLM status {[st['llm_status'] for st in stages]}, prefix tokens from disk {[st['cached'] for st in stages]}")
 
 
 if __name__ == "__main__":

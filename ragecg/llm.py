@@ -184,15 +184,21 @@ def verified_model_file(settings: Settings) -> tuple[Path, str, str]:
 # --------------------------------------------------------------------------- llama.cpp
 
 def _default_threads() -> int:
-    """Half the logical CPUs (about the physical cores, llama.cpp's own default), at least 1.
-    More threads than free cores is far worse than fewer: llama.cpp's threads meet at a barrier
-    every layer, and one descheduled thread stalls them all (on this project's 2 shared cores,
-    decoding ran at 0.8 token/s with 2 threads against 18 with 1; bench/llm.py)."""
+    """The logical CPUs not busy with other work, at least 1: all of them on an idle machine, fewer
+    when the 1-minute load average says other processes hold cores. More threads than free cores is
+    far worse than fewer: llama.cpp's threads meet at a barrier every layer, and one descheduled
+    thread stalls them all (on this project's 2 shared cores, decoding ran at 0.8 token/s with 2
+    threads against 18 with 1 under load; on the idle machine 2 threads decode the prompt 2x faster
+    than 1; bench/llm.py). `--threads` / RAGECG_LLM_THREADS override it."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
-    return max(1, n // 2)
+    try:
+        busy = os.getloadavg()[0] - 1.0      # this process counts in the load average
+    except OSError:
+        busy = n / 2
+    return max(1, min(n, n - int(round(max(0.0, busy)))))
 
 
 class LlamaCppBackend:
@@ -201,7 +207,7 @@ class LlamaCppBackend:
     name = "llama-cpp"
 
     def __init__(self, path: Path, *, model_id: str, model_sha256: str, n_ctx: int = 4096, seed: int = 42,
-                 n_threads: int | None = None, cache_prefix: bool = True):
+                 n_threads: int | None = None, cache_prefix: bool = True, state_dir: Path | None = None):
         try:
             from llama_cpp import Llama
         except ImportError as e:  # pragma: no cover - a dependency of the package
@@ -212,6 +218,8 @@ class LlamaCppBackend:
         self.seed = seed
         self.n_threads = n_threads or _default_threads()
         self.cache_prefix = cache_prefix
+        self.state_dir = Path(state_dir) if state_dir else None   # prefix KV states kept across processes
+        self.n_ctx_requested = n_ctx
         self._lock = threading.Lock()
         self._grammars: dict[str, str] = {}
         self._prefix: list[int] = []          # tokens of the static prefix now in the KV cache
@@ -266,6 +274,66 @@ class LlamaCppBackend:
                 raise LLMTimeoutError(f"time limit reached while reading the prompt ({i} of {len(tokens)} tokens)")
             self._llm.eval(tokens[i:i + PROMPT_CHUNK])
 
+    # The static prefix's KV state on disk, so that a new process (one `ragecg diagnose`) starts
+    # from it instead of decoding the prefix again: raw llama.cpp state bytes (no pickle) named by
+    # the hash of everything they depend on, with a JSON sidecar holding their sha256.
+    def _state_path(self, prefix: list[int]) -> Path | None:
+        if self.state_dir is None:
+            return None
+        import llama_cpp
+        key = json.dumps([self.model_sha256, self.n_ctx_requested, llama_cpp.__version__, prefix])
+        return self.state_dir / f"prefix-{hashlib.sha256(key.encode()).hexdigest()[:32]}.kvstate"
+
+    def _restore_prefix_state(self, prefix: list[int]) -> bool:
+        """Load the prefix's saved state into the context; False (nothing changed) when there is
+        none or it does not verify."""
+        import ctypes
+
+        import llama_cpp
+        path = self._state_path(prefix)
+        if path is None or not path.is_file():
+            return False
+        try:
+            meta = json.loads(path.with_suffix(".json").read_text())
+            data = path.read_bytes()
+            if meta.get("sha256") != hashlib.sha256(data).hexdigest() or meta.get("n_tokens") != len(prefix):
+                return False
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            if llama_cpp.llama_state_set_data(self._llm._ctx.ctx, buf, len(data)) != len(data):
+                self._llm.reset()
+                return False
+        except (OSError, ValueError):
+            return False
+        self._llm.input_ids[:len(prefix)] = prefix
+        self._llm.n_tokens = len(prefix)
+        return True
+
+    def _save_prefix_state(self, prefix: list[int]) -> None:
+        """Write the context's state (holding exactly the prefix) next to a sidecar with its sha256;
+        keeps the 8 newest states. Failing to write is not an error (the cache is an optimisation)."""
+        import ctypes
+
+        import llama_cpp
+        path = self._state_path(prefix)
+        if path is None:
+            return
+        try:
+            size = llama_cpp.llama_state_get_size(self._llm._ctx.ctx)
+            buf = (ctypes.c_uint8 * size)()
+            n = llama_cpp.llama_state_get_data(self._llm._ctx.ctx, buf, size)
+            data = bytes(buf[:n])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            path.with_suffix(".json").write_text(json.dumps(
+                {"sha256": hashlib.sha256(data).hexdigest(), "n_tokens": len(prefix), "model_sha256": self.model_sha256}))
+            os.replace(tmp, path)
+            for old in sorted(path.parent.glob("prefix-*.kvstate"), key=lambda q: q.stat().st_mtime)[:-8]:
+                old.unlink(missing_ok=True)
+                old.with_suffix(".json").unlink(missing_ok=True)
+        except OSError:
+            pass
+
     def _load_prompt(self, prefix: list[int], rest: list[int], deadline: float) -> int:
         """Decode the prompt so that its last logits are ready; returns the number of prefix tokens
         reused from the KV cache. With `cache_prefix`, the prefix is decoded on its own (the first
@@ -282,7 +350,11 @@ class LlamaCppBackend:
             llm.reset()
             self._prefix = []
             if self.cache_prefix:
-                self._eval_until(prefix, deadline)
+                if self._restore_prefix_state(prefix):
+                    cached = n
+                else:
+                    self._eval_until(prefix, deadline)
+                    self._save_prefix_state(prefix)
                 self._prefix = list(prefix)
             else:
                 rest = prefix + rest
@@ -507,7 +579,8 @@ def load_backend(settings: Settings) -> LLMBackend:
         backend = _BACKENDS.get(key)
         if backend is None:
             backend = LlamaCppBackend(path, model_id=name, model_sha256=digest, n_ctx=settings.llm_n_ctx,
-                                      seed=settings.llm_seed, n_threads=settings.llm_threads)
+                                      seed=settings.llm_seed, n_threads=settings.llm_threads,
+                                      state_dir=(settings.home / "cache" / "kv") if settings.llm_state_cache else None)
             _BACKENDS[key] = backend
     return backend
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     llm_seed: int = 42
     llm_max_tokens: int = 512
     llm_threads: int | None = None
+    llm_state_cache: bool = Field(default=True, description="keep the static prompt prefix's llama.cpp KV state "
+                                  "under HOME/cache/kv so a new process need not decode it again")
     llm_prompt_tokens: int = Field(default=1536, description="prompt token budget (passages dropped first)")
 
     # Retrieval

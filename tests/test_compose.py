@@ -105,14 +105,14 @@ def test_prompt_has_static_prefix_bounded_codes_and_quoted_passages():
     p1 = build_prompt(m, q, offered, ev, count, 10**6)
     p2 = build_prompt(*make_case(pr_ms=230)[:2], offered, ev, count, 10**6)
     assert p1.system == p2.system and p1.user != p2.user               # the prefix never depends on the record
-    assert "pr_interval_ms 196 ms > 200: not met" in p1.user and "1AVB: first degree AV block" in p1.user
+    assert "pr_interval_ms 196 ms > 200 no" in p1.user and "1AVB: first degree AV block" in p1.user
     assert set(p1.schema_["properties"]["codes"]["properties"]) == {"SR", "CLBBB", "1AVB"}
-    assert p1.user.count("</passage>") == 3                           # the injected closing tag was neutralised
+    assert p1.user.count("</passage>") == 2                           # the injected closing tag was neutralised
     assert p1.user.index('<passage id="evil#0">') < p1.user.index("Ignore previous")
-    assert not p1.dropped_passages
+    assert p1.dropped_passages == ["af#0"]                            # only the MAX_PROMPT_PASSAGES most similar
     budget = count(p1.system) + 16 + count(p1.user) - 1
     small = build_prompt(m, q, offered, ev, count, budget)
-    assert small.dropped_passages == ["af#0"] and "af#0" not in json.dumps(small.schema_)   # least similar first
+    assert small.dropped_passages == ["test-conduction#0", "af#0"] and "af#0" not in json.dumps(small.schema_)
     assert count(small.system) + 16 + count(small.user) <= budget
 
 

@@ -118,6 +118,26 @@ def test_uncached_backend_gives_the_same_answer(backend):
 
 
 @needs_model
+def test_prefix_state_on_disk_is_reused_by_a_new_backend_and_verified(backend, tmp_path):
+    """A second backend (as a new `ragecg diagnose` process would make) starts from the prefix's KV
+    state saved by the first and answers the same; a corrupted state file is ignored, not loaded."""
+    def fresh():
+        return LlamaCppBackend(backend.path, model_id=backend.model_id, model_sha256=backend.model_sha256,
+                               n_ctx=1024, seed=42, n_threads=backend.n_threads, state_dir=tmp_path)
+    first = fresh().complete_json(SYSTEM, USER, SCHEMA, max_tokens=24, timeout_s=120)
+    assert first.cached_prompt_tokens == 0
+    states = list(tmp_path.glob("prefix-*.kvstate"))
+    assert len(states) == 1 and states[0].with_suffix(".json").is_file()
+    second = fresh().complete_json(SYSTEM, USER, SCHEMA, max_tokens=24, timeout_s=120)
+    assert second.cached_prompt_tokens > 30 and second.text == first.text
+    data = bytearray(states[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF                            # one flipped byte: the sha256 no longer matches
+    states[0].write_bytes(bytes(data))
+    third = fresh().complete_json(SYSTEM, USER, SCHEMA, max_tokens=24, timeout_s=120)
+    assert third.cached_prompt_tokens == 0 and third.text == first.text
+
+
+@needs_model
 def test_timeout_raises(backend):
     with pytest.raises(LLMTimeoutError):
         backend.complete_json(SYSTEM, USER, SCHEMA, max_tokens=24, timeout_s=0.001)
