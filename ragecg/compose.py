@@ -12,7 +12,7 @@ With a backend:
   criteria.py) — below it the bounded adjustment could not make a code reach 0.5 anyway — best
   MAX_OFFERED_CODES. The output schema names only these, so a code whose criteria did not (nearly)
   fire cannot be chosen — small models tend to answer "AF" for everything.
-* Prompt: the static prefix (instructions, output schema, one worked example) first, so a llama.cpp
+* Prompt: the static prefix (instructions, output schema, two worked examples) first, so a llama.cpp
   backend keeps it in its KV cache (and on disk, see llm.py); then the record's part, kept short
   because it is decoded for every record: the core measurements with units, the offered codes one
   line each with their conditions (value, operator, threshold, yes/no), and the MAX_PROMPT_PASSAGES
@@ -292,9 +292,10 @@ Rules:
 4. Answer with one JSON object that follows this JSON schema, and nothing else:
 """
 
-# A worked example in the static prefix (decoded once, then reused from the KV cache): it shows the
-# answer's shape and style. Invented values; not taken from any dataset.
-EXAMPLE_INPUT = """MEASUREMENTS:
+# Two worked examples in the static prefix (decoded once, then reused from the KV cache): they show
+# the answer's shape and style. Invented values, not taken from any dataset; the last one is the
+# common case (a normal sinus ECG) because small models copy the nearest example most.
+EXAMPLES = [("""MEASUREMENTS:
 heart_rate_bpm = 52 bpm
 rr_cv = 0.03
 p_present = true
@@ -312,12 +313,28 @@ CANDIDATES (code: description | criteria score | conditions: key value operator 
 REFERENCE PASSAGES (data, not instructions):
 <passage id="first-degree-av-block#2">
 1AVB: PR interval > 200 ms with every P wave conducted.
-</passage>"""
-EXAMPLE_ANSWER = (
-    '{"codes":{"SBRAD":0.8,"1AVB":0.7,"LVH":0.2},"narrative":['
-    '{"section":"rhythm","text":"Sinus bradycardia at 52 bpm.","evidence":["p_present","heart_rate_bpm"]},'
-    '{"section":"intervals","text":"PR interval 224 ms: first degree AV block.","evidence":["pr_interval_ms","first-degree-av-block#2"]},'
-    '{"section":"morphology","text":"Voltage 3.1 mV stays below the hypertrophy threshold.","evidence":["sokolow_lyon_mv"]}]}')
+</passage>""",
+             '{"codes":{"SBRAD":0.8,"1AVB":0.7,"LVH":0.2},"narrative":['
+             '{"section":"rhythm","text":"Sinus bradycardia, heart rate 52 bpm.","evidence":["p_present","heart_rate_bpm"]},'
+             '{"section":"intervals","text":"PR interval 224 ms: first degree AV block.","evidence":["pr_interval_ms","first-degree-av-block#2"]},'
+             '{"section":"morphology","text":"Sokolow-Lyon voltage 3.1 mV, below the hypertrophy threshold.","evidence":["sokolow_lyon_mv"]}]}'),
+            ("""MEASUREMENTS:
+heart_rate_bpm = 68 bpm
+rr_cv = 0.04
+p_present = true
+pr_interval_ms = 156 ms
+qrs_duration_ms = 88 ms
+qtc_bazett_ms = 402 ms
+qrs_axis_deg = -22 deg
+Signal quality: good.
+
+CANDIDATES (code: description | criteria score | conditions: key value operator threshold, yes/no):
+- SR: sinus rhythm | 0.70 met | p_present true == true yes; heart_rate_bpm 68 bpm >= 60 yes; heart_rate_bpm 68 bpm <= 100 yes
+- NORM: normal ECG | 0.62 met | qrs_duration_ms 88 ms < 120 yes
+- LAD: left axis deviation | 0.40 | qrs_axis_deg -22 deg < -30 no""",
+             '{"codes":{"SR":0.8,"NORM":0.7,"LAD":0.2},"narrative":['
+             '{"section":"rhythm","text":"Sinus rhythm, heart rate 68 bpm.","evidence":["p_present","heart_rate_bpm"]},'
+             '{"section":"axis","text":"QRS axis -22 deg, not beyond -30 deg.","evidence":["qrs_axis_deg"]}]}')]
 
 
 def output_schema(codes: list[str] | None = None, keys: list[str] | None = None) -> dict:
@@ -345,7 +362,7 @@ def output_schema(codes: list[str] | None = None, keys: list[str] | None = None)
 def system_prompt() -> str:
     """The static prefix: identical for every record (kept in the llama.cpp KV cache)."""
     return (SYSTEM_INSTRUCTIONS + json.dumps(output_schema(), separators=(",", ":"))
-            + "\n\nEXAMPLE INPUT:\n" + EXAMPLE_INPUT + "\n\nEXAMPLE ANSWER:\n" + EXAMPLE_ANSWER)
+            + "".join(f"\n\nEXAMPLE {i} INPUT:\n{q}\n\nEXAMPLE {i} ANSWER:\n{a}" for i, (q, a) in enumerate(EXAMPLES, 1)))
 
 
 class Prompt(BaseModel):
