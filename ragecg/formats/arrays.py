@@ -23,7 +23,8 @@ _INDEX_COLUMNS = {"sample", "samples", "index", "idx", "n", ""}
 
 
 def _need_rate(name: str, what: str) -> InputError:
-    return InputError(f"{what} does not record the sampling rate; give it (sampling_rate_hz / --fs)", path=name)
+    return InputError(f"{what} does not record the sampling rate; give it (--sampling-rate HZ, or "
+                      "sampling_rate_hz=)", path=name)
 
 
 def sniff_delimiter(text: str) -> str | None:
@@ -62,7 +63,8 @@ def read_csv(path: str | Path, sampling_rate_hz: float | None = None, leads: lis
     first = next(csv.reader([head.splitlines()[0]], delimiter=delim))
     has_header = not all(_is_number(f) for f in first if f.strip())
     if not has_header and not leads:
-        raise InputError("CSV has no header row of lead names; give the lead names (leads=...)", path=name)
+        raise InputError("CSV has no header row of lead names; give the lead names (--leads I,II,... or leads=)",
+                         path=name)
     try:
         table = pd.read_csv(path, sep=delim, header=0 if has_header else None, encoding="utf-8-sig",
                             dtype=np.float64, skipinitialspace=True)
@@ -129,7 +131,7 @@ def read_npy(path: str | Path, sampling_rate_hz: float | None = None, leads: lis
         raise InputError("a .npy ECG must be a 2-D numeric array (samples x leads)", path=name)
     names = list(leads) if leads else list(STANDARD_LEADS)
     if not leads and 12 not in arr.shape:
-        raise InputError(f"array has shape {arr.shape}; give the lead names (leads=...) for "
+        raise InputError(f"array has shape {arr.shape}; give the lead names (--leads or leads=) for "
                          "anything but 12 channels", path=name)
     if arr.shape[1] == len(names):
         data = arr
