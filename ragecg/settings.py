@@ -1,6 +1,7 @@
 """All settings in one place. Environment prefix RAGECG_; CLI flags override."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -21,10 +22,12 @@ def _default_data_dir() -> Path:
 
 
 def _default_knowledge_dirs() -> list[Path]:
-    shipped = REPO_ROOT / "knowledge"
-    if not shipped.is_dir():  # installed as a wheel: knowledge ships inside the package
-        shipped = PACKAGE_ROOT / "knowledge"
-    return [shipped]
+    """The source tree's knowledge/ (editable install, checkout); installed from a wheel, the copy
+    under <prefix>/share/ragecg/knowledge (pyproject's data-files)."""
+    for shipped in (REPO_ROOT / "knowledge", Path(sys.prefix) / "share" / "ragecg" / "knowledge"):
+        if shipped.is_dir():
+            return [shipped]
+    return [REPO_ROOT / "knowledge"]
 
 
 class Settings(BaseSettings):
