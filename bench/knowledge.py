@@ -52,7 +52,8 @@ PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 # rate 60-100, PR 120-200 ms, QRS < 110 ms, QTc < 450 ms, axis -30..+90, R progression V1->V5.
 BASELINE_GLOBAL = dict(
     heart_rate_bpm=70.0, rr_mean_ms=857.0, rr_sd_ms=20.0, rr_cv=0.03, rr_min_ms=830.0, rr_max_ms=885.0,
-    beat_count=12, premature_beat_count=0, pause_count=0, p_waves_per_qrs=1.0, p_present=True,
+    beat_count=12, premature_beat_count=0, pvc_count=0, pac_count=0, bigeminy_cycles=0, trigeminy_cycles=0,
+    nn_range_ms=55.0, atrial_organization=0.35, pause_count=0, p_waves_per_qrs=1.0, p_present=True,
     p_duration_ms=100.0, pr_interval_ms=160.0, qrs_duration_ms=90.0, qt_interval_ms=390.0,
     qtc_bazett_ms=421.0, qtc_fridericia_ms=410.0, qtc_framingham_ms=410.0, qtc_hodges_ms=410.0,
     p_axis_deg=50.0, qrs_axis_deg=45.0, t_axis_deg=40.0, sokolow_lyon_mv=2.4, cornell_voltage_mv=1.3,
@@ -102,23 +103,29 @@ TYPICAL: dict[str, tuple[dict, dict]] = {
     "INJLA": ({}, _leads(("I", "aVL", "V5", "V6"), st_j60_mv=-0.2, st_j_mv=-0.15)),
     "PMI": ({}, _leads(("V1", "V2"), r_amplitude_mv=1.2, s_amplitude_mv=-0.2, st_j60_mv=-0.15, t_amplitude_mv=0.6)),
     "INJIL": ({}, _leads(("II", "III", "aVF", "V5", "V6"), st_j60_mv=-0.2, st_j_mv=-0.15)),
-    "ABQRS": ({"qrs_duration_ms": 112.0}, _leads(("II", "III", "aVF"), r_prime_amplitude_mv=0.3)),
-    "PVC": ({"premature_beat_count": 2, "rr_sd_ms": 120.0, "rr_cv": 0.14, "rr_min_ms": 560.0}, {}),
+    "ABQRS": ({"qrs_duration_ms": 104.0}, _leads(("II", "III", "aVF"), r_prime_amplitude_mv=0.3, qrs_notch_count=1)),
+    "PVC": ({"premature_beat_count": 2, "pvc_count": 2, "bigeminy_cycles": 1, "rr_sd_ms": 120.0, "rr_cv": 0.14,
+             "rr_min_ms": 560.0}, {}),
     "STD_": ({}, _leads(("II", "V4", "V5", "V6"), st_j60_mv=-0.1, st_j_mv=-0.08)),
     "QWAVE": ({}, _leads(("III", "aVF"), q_amplitude_mv=-0.4, q_duration_ms=40)),
     "LOWT": ({}, _leads(("I", "II", "aVF", "V3", "V4", "V5", "V6"), t_amplitude_mv=0.06)),
     "NT_": ({}, _leads(("I", "V5", "V6"), t_amplitude_mv=0.02)),
-    "PAC": ({"premature_beat_count": 2, "rr_sd_ms": 110.0, "rr_cv": 0.13, "rr_min_ms": 600.0}, {}),
+    "PAC": ({"premature_beat_count": 2, "pac_count": 2, "bigeminy_cycles": 1, "rr_sd_ms": 110.0, "rr_cv": 0.13,
+             "rr_min_ms": 600.0}, {}),
     "INVT": ({}, _leads(("II", "V2", "V3", "V4"), t_amplitude_mv=-0.3)),
     "TAB_": ({}, _leads(("I", "aVL", "V5", "V6"), t_amplitude_mv=-0.15)),
     "STE_": ({}, _leads(("V2", "V3"), st_j60_mv=0.15, st_j_mv=0.12)),
-    "SARRH": ({"rr_sd_ms": 130.0, "rr_cv": 0.15, "rr_min_ms": 650.0, "rr_max_ms": 1100.0}, {}),
+    "SARRH": ({"rr_sd_ms": 130.0, "rr_cv": 0.15, "rr_min_ms": 650.0, "rr_max_ms": 1100.0, "nn_range_ms": 450.0}, {}),
     "PACE": ({"qrs_duration_ms": 165.0, "p_present": False, "p_waves_per_qrs": 0.0, "qrs_axis_deg": -70.0,
               "rr_sd_ms": 3.0, "rr_cv": 0.004}, {}),
-    "SVARR": ({"premature_beat_count": 3, "rr_sd_ms": 150.0, "rr_cv": 0.18, "heart_rate_bpm": 95.0}, {}),
-    "BIGU": ({"premature_beat_count": 6, "rr_sd_ms": 230.0, "rr_cv": 0.28, "rr_min_ms": 520.0}, {}),
-    "AFLT": ({"heart_rate_bpm": 150.0, "rr_mean_ms": 400.0, "p_waves_per_qrs": 2.0, "rr_cv": 0.02}, {}),
-    "TRIGU": ({"premature_beat_count": 4, "rr_sd_ms": 200.0, "rr_cv": 0.24, "rr_min_ms": 540.0}, {}),
+    "SVARR": ({"premature_beat_count": 3, "pac_count": 3, "bigeminy_cycles": 1, "rr_sd_ms": 150.0, "rr_cv": 0.18,
+               "heart_rate_bpm": 95.0}, {}),
+    "BIGU": ({"premature_beat_count": 6, "pvc_count": 6, "bigeminy_cycles": 6, "rr_sd_ms": 230.0, "rr_cv": 0.28,
+              "rr_min_ms": 520.0}, {}),
+    "AFLT": ({"heart_rate_bpm": 150.0, "rr_mean_ms": 400.0, "p_waves_per_qrs": 2.0, "rr_cv": 0.02,
+              "atrial_dominant_rate_bpm": 300.0, "atrial_organization": 0.7}, {}),
+    "TRIGU": ({"premature_beat_count": 4, "pvc_count": 4, "bigeminy_cycles": 1, "trigeminy_cycles": 4,
+               "rr_sd_ms": 200.0, "rr_cv": 0.24, "rr_min_ms": 540.0}, {}),
 }
 
 
@@ -132,7 +139,7 @@ def _satisfying(conds: list[Condition]) -> float | bool:
     highs = [float(c.value) for c in conds if c.op in ("<", "<=")]
     eqs = [float(c.value) for c in conds if c.op == "=="]
     s = MARGIN_SCALES * _scale_for(c0)
-    field = Measurements.model_fields.get(c0.measure)
+    field = Measurements.model_fields.get(c0.measure) or LeadMeasurements.model_fields.get(c0.measure)
     is_int = field is not None and field.annotation in (int, int | None)
     if eqs:
         v = eqs[0]
@@ -152,7 +159,7 @@ def typical_measurements(code: str, docs) -> tuple[Measurements, str, str]:
     glob = dict(BASELINE_GLOBAL)
     leads = {ld: dict(p_amplitude_mv=p, q_amplitude_mv=q, q_duration_ms=qd, r_amplitude_mv=r, s_amplitude_mv=s,
                       t_amplitude_mv=t, st_j_mv=st, st_j60_mv=st, st_j80_mv=st, r_peak_time_ms=rpt,
-                      qrs_net_mv=round(r + s + q, 3))
+                      qrs_net_mv=round(r + s + q, 3), qrs_notch_count=0)
              for ld, (p, q, qd, r, s, t, st, rpt) in BASELINE_LEADS.items()}
     rules = [r for d in docs for r in d.criteria if r.code == code]
     how = "rule" if rules else ("typical" if code in TYPICAL else "baseline")

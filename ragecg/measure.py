@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydantic import BaseModel, Field
+from scipy.signal import find_peaks
 
 from .errors import UnusableSignalError
 from .record import STANDARD_LEADS, Ecg
@@ -28,11 +29,13 @@ class LeadMeasurements(BaseModel):
     st_j80_mv: float | None = None
     r_peak_time_ms: float | None = None      # QRS onset to R peak (ventricular activation time)
     qrs_net_mv: float | None = None          # R + S (signed), for axis
+    qrs_notch_count: int | None = None       # local maxima of the QRS beyond the first (R', notches)
 
 
 GLOBAL_KEYS = (
     "heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "beat_count",
-    "premature_beat_count", "pause_count", "p_waves_per_qrs", "p_present",
+    "premature_beat_count", "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms",
+    "atrial_dominant_rate_bpm", "atrial_organization", "pause_count", "p_waves_per_qrs", "p_present",
     "p_duration_ms", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms",
     "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
     "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
@@ -57,7 +60,14 @@ class Measurements(BaseModel):
     rr_min_ms: float | None = None
     rr_max_ms: float | None = None
     beat_count: int | None = None
-    premature_beat_count: int | None = None
+    premature_beat_count: int | None = None  # beats >= 20 % early (ragecg.rhythm)
+    pvc_count: int | None = None             # premature beats with a wide QRS unlike the dominant one
+    pac_count: int | None = None             # other premature beats (supraventricular: atrial or junctional)
+    bigeminy_cycles: int | None = None       # longest run of normal-premature pairs
+    trigeminy_cycles: int | None = None      # longest run of normal-normal-premature triplets
+    nn_range_ms: float | None = None         # longest minus shortest NN (normal-to-normal) interval
+    atrial_dominant_rate_bpm: float | None = None  # dominant frequency x 60 of the QRST-cancelled signal
+    atrial_organization: float | None = None  # share of that signal's 3-12 Hz power at the peak (+ harmonic)
     pause_count: int | None = None           # RR > 2.0 s
     p_waves_per_qrs: float | None = None
     p_present: bool | None = None
@@ -121,7 +131,6 @@ PRECORDIAL = ("V1", "V2", "V3", "V4", "V5", "V6")
 FLAT_P2P_MV = 0.05              # same rule as ragecg.quality (AHA 2009 low-voltage: QRS >= 0.5 mV)
 MIN_WAVE_MV = 0.030             # IEC 60601-2-51:2003 Annex GG.5: a wave deviates >= 30 uV ...
 MIN_WAVE_S = 0.006              # ... for >= 6 ms from the reference level
-PREMATURE_RR_FRACTION = 0.80    # premature: RR < 80 % of the median RR (ragecg specification, issue 4)
 PAUSE_RR_S = 2.0                # pause: RR > 2.0 s (ragecg specification, issue 4)
 P_MIN_LEADS = 2                 # a P wave must be seen in two leads: one lead alone may be an artefact
 SNR_MIN = 1.0                   # a lead / P wave is measured when its median-beat signal exceeds the
@@ -194,6 +203,20 @@ def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
     last_r = r2 or r
     lm.r_peak_time_ms = round(_ms(last_r[2], fs), 1) if last_r else None
     lm.qrs_net_mv = round(float(np.max(y) + np.min(y)), 3)
+    lm.qrs_notch_count = qrs_notch_count(y, has_r=r is not None)
+
+
+def qrs_notch_count(y: np.ndarray, has_r: bool) -> int:
+    """Local maxima inside the QRS beyond the R peak: an R' or a notch of R or of the S/QS nadir.
+
+    Fragmented QRS (Das MK et al., Circulation 2006;113:2495-2501): an additional R wave (R'),
+    notching of the R wave or of the nadir of the S wave, or more than one R'. A maximum counts when
+    it rises at least MIN_WAVE_MV (IEC 60601-2-51 minimum wave, 30 uV) above the dips on both sides.
+    """
+    if y.size < 3:
+        return 0
+    peaks, _ = find_peaks(y, prominence=MIN_WAVE_MV)
+    return max(0, int(peaks.size) - (1 if has_r else 0))
 
 
 def measure_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> Measurements:
@@ -268,8 +291,7 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
             leads = [leads[i] for i in keep]
             bs = build_beats(np.column_stack([cols[i] for i in keep]), fs, leads) or bs
     if bs.beats.shape[0] < 2:
-        for k in ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms",
-                  "premature_beat_count", "pause_count"):
+        for k in RHYTHM_KEYS:
             out.not_measurable[k] = "fewer than two similar beats: rhythm not measurable"
         out.beat_count = int(len(bs.peaks))
         for k in MORPHOLOGY_KEYS:
@@ -280,6 +302,9 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
     return BeatAnalysis(out, bs, b)
 
 
+RHYTHM_KEYS = ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "premature_beat_count",
+               "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms", "pause_count",
+               "atrial_dominant_rate_bpm", "atrial_organization")
 MORPHOLOGY_KEYS = ("p_waves_per_qrs", "p_present", "p_duration_ms", "pr_interval_ms", "qrs_duration_ms",
                    "qt_interval_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
                    "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
@@ -305,16 +330,13 @@ def _rhythm(out: Measurements, bs) -> None:
     out.beat_count = int(len(bs.peaks))
     out.methods["beat_count"] = f"multi-lead QRS detection over {len(bs.leads)} leads"
     if rr.size == 0:
-        for k in ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms",
-                  "premature_beat_count", "pause_count"):
+        for k in RHYTHM_KEYS:
             out.not_measurable[k] = "fewer than two beats"
         return
-    med = float(np.median(rr))
     out.rr_mean_ms = round(float(np.mean(rr)) * 1000, 1)
     out.heart_rate_bpm = round(60.0 / float(np.mean(rr)), 1)
     out.rr_min_ms = round(float(np.min(rr)) * 1000, 1)
     out.rr_max_ms = round(float(np.max(rr)) * 1000, 1)
-    out.premature_beat_count = int(np.sum(rr < PREMATURE_RR_FRACTION * med))
     out.pause_count = int(np.sum(rr > PAUSE_RR_S))
     if rr.size >= 2:
         out.rr_sd_ms = round(float(np.std(rr, ddof=1)) * 1000, 1)
@@ -326,9 +348,52 @@ def _rhythm(out: Measurements, bs) -> None:
         if getattr(out, k) is not None:
             out.methods[k] = rr_method
     out.methods["heart_rate_bpm"] = "60 / mean RR of all detected beats"
-    out.methods["premature_beat_count"] = f"RR < {PREMATURE_RR_FRACTION:.0%} of the median RR"
     out.methods["pause_count"] = f"RR > {PAUSE_RR_S:g} s"
     out.confidence["heart_rate_bpm"] = round(min(1.0, rr.size / 5), 2)
+    _premature_beats(out, bs)
+
+
+def _premature_beats(out: Measurements, bs) -> None:
+    """Premature beats, their origin, bigeminal/trigeminal runs, the NN range and the atrial activity left
+    after cancelling the QRS-T complexes (ragecg.rhythm)."""
+    from . import rhythm
+
+    c = rhythm.classify_beats(bs)
+    labels = c.labels
+    out.premature_beat_count = int(c.premature.sum())
+    out.pvc_count = int(c.ventricular.sum())
+    out.pac_count = int(c.supraventricular.sum())
+    out.bigeminy_cycles = rhythm.longest_cycle_run(labels, 1)
+    out.trigeminy_cycles = rhythm.longest_cycle_run(labels, 2)
+    early = (f"RR < {rhythm.PREMATURE_RR_FRACTION:.0%} of the median of the {rhythm.NEIGHBOUR_RR} RR intervals "
+             "before and after it")
+    out.methods["premature_beat_count"] = early
+    out.methods["pvc_count"] = (f"premature ({early}) with QRS >= {rhythm.WIDE_QRS_MS:g} ms and QRS correlation "
+                                f"with the dominant beat < {rhythm.SAME_QRS_R}")
+    out.methods["pac_count"] = "premature beats not classed ventricular (supraventricular)"
+    out.methods["bigeminy_cycles"] = "longest run of normal-premature pairs (beat labels " + labels + ")"
+    out.methods["trigeminy_cycles"] = "longest run of normal-normal-premature triplets (beat labels " + labels + ")"
+    if c.nn_s.size >= rhythm.MIN_NN_INTERVALS:
+        out.nn_range_ms = round(float(np.ptp(c.nn_s)) * 1000, 1)
+        out.methods["nn_range_ms"] = f"max - min of {c.nn_s.size} NN intervals (both beats not premature)"
+    else:
+        out.not_measurable["nn_range_ms"] = f"fewer than {rhythm.MIN_NN_INTERVALS} NN intervals"
+    a = rhythm.atrial_activity(bs)
+    if a is None:
+        for k in ("atrial_dominant_rate_bpm", "atrial_organization"):
+            out.not_measurable[k] = (f"record shorter than {rhythm.MIN_ATRIAL_SIGNAL_S:g} s or none of "
+                                     f"{', '.join(rhythm.ATRIAL_LEADS)} usable")
+        return
+    how = (f"median beat subtracted at every dominant beat, {a.lead}: 3-12 Hz spectrum (Welch, "
+           f"{rhythm.ATRIAL_SEGMENT_S:g} s segments)")
+    out.atrial_organization = round(a.organization, 3)
+    out.methods["atrial_organization"] = how + "; power at the peak and its harmonic (+/-0.5 Hz) / band power"
+    if a.organization >= rhythm.DOMINANT_SHARE:
+        out.atrial_dominant_rate_bpm = round(a.rate_bpm, 1)
+        out.methods["atrial_dominant_rate_bpm"] = how + "; peak frequency x 60"
+    else:
+        out.not_measurable["atrial_dominant_rate_bpm"] = (f"no dominant atrial frequency (organisation "
+                                                          f"{a.organization:.2f} < {rhythm.DOMINANT_SHARE})")
 
 
 def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:

@@ -122,20 +122,29 @@ def test_invented_codes_and_keys_are_stripped(settings):
         {"SR": 0.9, "CLBBB": 0.8, "AFIB": 1.0, "STEMI": 1.0},
         [{"section": "rate", "text": "The heart rate is 72 bpm.", "evidence": ["heart_rate_bpm", "made_up_ms"]},
          {"section": "rhythm", "text": "Atrial fibrillation is present.", "evidence": ["nope#3"]},
-         {"section": "intervals", "text": "The QRS duration is 188 ms.", "evidence": ["qrs_duration_ms"]},
          {"section": "morphology", "text": "QRS of 146 ms meets the 120 ms threshold for complete LBBB.",
           "evidence": ["qrs_duration_ms", "test-conduction#0"]}])])
     d = compose_diagnosis(m, q, cands, ev, fake, settings)
     assert d.mode == "llm" and d.llm.status == "ok"
     assert d.stripped_codes == ["AFIB", "STEMI"] and d.stripped_keys == ["made_up_ms", "nope#3"]
     assert [c.code for c in d.codes] == ["SR", "CLBBB"]
-    assert d.dropped_sentences == {"no_valid_evidence": 1, "ungrounded_number": 1}
+    assert d.dropped_sentences == {"no_valid_evidence": 1}
     llm_texts = [s.text for s in d.narrative if s.origin == "llm"]
     assert llm_texts == ["The heart rate is 72 bpm.", "QRS of 146 ms meets the 120 ms threshold for complete LBBB."]
     assert next(s for s in d.narrative if s.section == "rate").evidence == ["heart_rate_bpm"]
     assert next(s for s in d.narrative if s.section == "intervals").origin == "template"
     schema = fake.calls[0]["schema"]
     assert "AFIB" not in json.dumps(schema["properties"]["codes"])
+
+
+def test_sentence_stating_an_ungrounded_number_is_dropped(settings):
+    m, q, cands, ev = make_case()
+    fake = FakeBackend(responses=[answer(
+        {"SR": 0.9, "CLBBB": 0.8},
+        [{"section": "intervals", "text": "The QRS duration is 188 ms.", "evidence": ["qrs_duration_ms"]}])])
+    d = compose_diagnosis(m, q, cands, ev, fake, settings)
+    assert d.dropped_sentences == {"ungrounded_number": 1}      # 188 ms is not the measured 146 ms
+    assert next(s for s in d.narrative if s.section == "intervals").origin == "template"
 
 
 def test_llm_adjustment_is_bounded():

@@ -239,3 +239,64 @@ def test_missing_measurement_does_not_fire_and_says_why(kb_docs):
     clbbb = next(c for c in cands.candidates if c.code == "CLBBB")
     assert not clbbb.fired
     assert any(r.note == "not measured" for r in clbbb.conditions)
+
+
+def test_premature_beats_fire_by_their_origin(kb_docs):
+    pvc = _fired(_m(**{**NORMAL, "premature_beat_count": 1, "pvc_count": 1, "pac_count": 0}), kb_docs)
+    assert {"PVC", "PRC(S)"} <= pvc and not pvc & {"PAC", "SVARR"}
+    pac = _fired(_m(**{**NORMAL, "premature_beat_count": 1, "pvc_count": 0, "pac_count": 1}), kb_docs)
+    assert {"PAC", "SVARR", "PRC(S)"} <= pac and "PVC" not in pac
+    # early narrow beats without a P-wave rhythm (atrial fibrillation) are not atrial premature complexes
+    af = _fired(_m(**{**NORMAL, "p_present": False, "rr_cv": 0.2, "premature_beat_count": 3, "pac_count": 3}),
+                kb_docs)
+    assert "AFIB" in af and not af & {"PAC", "SVARR"}
+    none = _fired(_m(**{**NORMAL, "premature_beat_count": 0, "pvc_count": 0, "pac_count": 0}), kb_docs)
+    assert not none & {"PVC", "PAC", "SVARR", "PRC(S)"}
+
+
+def test_bigeminy_and_trigeminy_need_three_cycles(kb_docs):
+    base = {**NORMAL, "premature_beat_count": 3, "pvc_count": 3}
+    assert "BIGU" in _fired(_m(**{**base, "bigeminy_cycles": 3, "trigeminy_cycles": 0}), kb_docs)
+    two = _fired(_m(**{**base, "bigeminy_cycles": 2, "trigeminy_cycles": 0}), kb_docs)
+    assert "BIGU" not in two and "PVC" in two
+    tri = _fired(_m(**{**base, "bigeminy_cycles": 1, "trigeminy_cycles": 3}), kb_docs)
+    assert "TRIGU" in tri and "BIGU" not in tri
+
+
+def test_sinus_arrhythmia_needs_p_waves_and_a_120_ms_nn_range(kb_docs):
+    assert "SARRH" in _fired(_m(**{**NORMAL, "nn_range_ms": 180}), kb_docs)
+    assert "SARRH" not in _fired(_m(**{**NORMAL, "nn_range_ms": 90}), kb_docs)
+    assert "SARRH" not in _fired(_m(**{**NORMAL, "nn_range_ms": 180, "p_present": False}), kb_docs)
+
+
+def test_atrial_flutter_needs_an_organised_atrial_rate_of_250_to_350(kb_docs):
+    flutter = {**NORMAL, "p_present": False, "heart_rate_bpm": 75, "rr_cv": 0.02}
+    assert "AFLT" in _fired(_m(**{**flutter, "atrial_dominant_rate_bpm": 300, "atrial_organization": 0.8}), kb_docs)
+    assert "AFLT" not in _fired(_m(**{**flutter, "atrial_dominant_rate_bpm": 450, "atrial_organization": 0.8}), kb_docs)
+    assert "AFLT" not in _fired(_m(**{**flutter, "atrial_dominant_rate_bpm": 300, "atrial_organization": 0.3}), kb_docs)
+    assert "AFLT" not in _fired(_m(**{**flutter, "atrial_organization": 0.3}), kb_docs)   # no rate reported
+
+
+def test_fragmented_qrs_needs_two_leads_of_one_territory_and_a_narrow_qrs(kb_docs):
+    notch, plain = {"qrs_notch_count": 1}, {"qrs_notch_count": 0}
+    inferior = {"II": notch, "III": plain, "aVF": notch, "V2": plain}
+    assert "ABQRS" in _fired(_m(**NORMAL, leads=inferior), kb_docs)
+    assert "ABQRS" not in _fired(_m(**{**NORMAL, "qrs_duration_ms": 130}, leads=inferior), kb_docs)
+    split = {"II": notch, "III": plain, "aVF": plain, "V2": notch, "I": plain}
+    assert "ABQRS" not in _fired(_m(**NORMAL, leads=split), kb_docs)
+
+
+def test_digitalis_needs_st_depression_and_a_short_qtc(kb_docs):
+    st = {"st_j80_mv": -0.1}
+    leads = {"V5": st, "V6": st}
+    assert "DIG" in _fired(_m(**{**NORMAL, "qtc_framingham_ms": 370}, leads=leads), kb_docs)
+    assert "DIG" not in _fired(_m(**{**NORMAL, "qtc_framingham_ms": 430}, leads=leads), kb_docs)
+    assert "DIG" not in _fired(_m(**{**NORMAL, "qtc_framingham_ms": 370}), kb_docs)
+
+
+def test_deep_lateral_q_waves_with_a_narrow_qrs_fire_septal_hypertrophy(kb_docs):
+    deep = {"q_amplitude_mv": -0.45, "q_duration_ms": 25}
+    assert "SEHYP" in _fired(_m(**NORMAL, leads={"I": deep, "aVL": deep}), kb_docs)
+    assert "SEHYP" not in _fired(_m(**{**NORMAL, "qrs_duration_ms": 150}, leads={"I": deep, "aVL": deep}), kb_docs)
+    shallow = {"q_amplitude_mv": -0.1, "q_duration_ms": 20}
+    assert "SEHYP" not in _fired(_m(**NORMAL, leads={"I": shallow, "aVL": shallow}), kb_docs)

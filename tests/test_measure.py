@@ -181,3 +181,115 @@ def test_pure_noise_invents_nothing():
         return
     assert m.p_present is not True
     assert not m.leads
+
+
+# ------------------------------------------------------------------ beat-by-beat rhythm (ragecg.rhythm)
+
+SA_RECORDS = (22, 63, 99)          # LUDB development records with "Sinus arrhythmia"
+PAC_RECORDS = (7, 60, 66, 78)      # sinus rhythm with a single atrial extrasystole (ludb.csv)
+PVC_RECORDS = (38, 83)             # atrial fibrillation with ventricular extrasystoles (ludb.csv)
+FLUTTER_RECORDS = (35, 52)         # typical atrial flutter
+
+
+def test_mitdb_100_premature_beats_match_the_annotated_beat_types(data_dir):
+    """MIT-BIH 100 (MLII, V5; 30 min): every annotated beat, 10 s windows; 'A' beats must come out
+    supraventricular premature, the one 'V' ventricular, normal beats not premature."""
+    import wfdb
+
+    from ragecg.beats import build_beats
+    from ragecg.rhythm import classify_beats
+
+    rec = wfdb.rdrecord(str(data_dir / "mitdb" / "100"))
+    ann = wfdb.rdann(str(data_dir / "mitdb" / "100"), "atr")
+    fs, x = rec.fs, rec.p_signal
+    symbols, times = np.asarray(ann.symbol), ann.sample / fs
+    counts: dict[tuple[str, str], int] = {}
+    for start in range(0, int(len(x) / fs) - 10, 10):
+        a, b = int(start * fs), int((start + 10) * fs)
+        bs = build_beats(x[a:b], fs, ["II", "V5"])
+        labels = classify_beats(bs).labels
+        for t, lab in zip(bs.peaks / bs.fs + start, labels):
+            k = int(np.argmin(np.abs(times - t)))
+            if abs(times[k] - t) < 0.15:
+                counts[(str(symbols[k]), lab)] = counts.get((str(symbols[k]), lab), 0) + 1
+    n_normal = sum(v for (ref, _), v in counts.items() if ref == "N")
+    assert n_normal > 2000
+    assert counts.get(("V", "V"), 0) == 1                      # the one PVC
+    assert counts.get(("A", "S"), 0) >= 0.85 * 33              # the atrial premature beats
+    assert counts.get(("A", "V"), 0) == 0
+    false_premature = counts.get(("N", "S"), 0) + counts.get(("N", "V"), 0)
+    assert false_premature <= 0.005 * n_normal
+
+
+def test_ludb_premature_beats_by_origin(data_dir):
+    for n in PAC_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        assert m.pac_count >= 1 and m.pvc_count == 0, n
+        assert m.premature_beat_count == m.pac_count + m.pvc_count
+    for n in PVC_RECORDS:
+        assert measure_ecg(_ludb(data_dir, n)).pvc_count >= 1, n
+    for n in SINUS_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        if n not in PAC_RECORDS:
+            assert m.premature_beat_count == 0, n
+            assert m.bigeminy_cycles == 0 and m.trigeminy_cycles == 0
+
+
+def test_sinus_arrhythmia_records_have_a_wide_nn_range(data_dir):
+    for n in SA_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        assert m.p_present is True and m.nn_range_ms >= 120, n     # MeSH: > 120 ms between cycles
+    for n in SINUS_RECORDS:
+        assert measure_ecg(_ludb(data_dir, n)).nn_range_ms < 120, n
+
+
+def test_flutter_records_have_an_organised_atrial_rate_in_the_flutter_range(data_dir):
+    for n in FLUTTER_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        assert m.atrial_organization >= 0.5, n
+        assert 250 <= m.atrial_dominant_rate_bpm <= 350, n
+        assert "atrial_dominant_rate_bpm" in m.methods
+    for n in SINUS_RECORDS:
+        m = measure_ecg(_ludb(data_dir, n))
+        rate = m.atrial_dominant_rate_bpm
+        assert rate is None or not 250 <= rate <= 350, n
+        if rate is None:
+            assert "atrial_dominant_rate_bpm" in m.not_measurable
+
+
+def test_premature_flags_follow_gradual_change_and_catch_early_beats():
+    from ragecg.rhythm import longest_cycle_run, nn_intervals, premature_flags
+
+    sinus_arrhythmia = np.array([1.0, 0.95, 0.88, 0.80, 0.74, 0.78, 0.86, 0.95, 1.02, 1.0])
+    assert not premature_flags(sinus_arrhythmia).any()
+    bigeminy = np.array([0.5, 1.3] * 5)                     # N V N V ...: coupling 0.5 s, pause 1.3 s
+    flags = premature_flags(bigeminy)
+    assert flags[1::2].all() and not flags[0::2].any()
+    labels = "".join("S" if f else "N" for f in flags)
+    assert longest_cycle_run(labels, 1) == 5 and longest_cycle_run(labels, 2) == 0
+    assert longest_cycle_run("NNSNNSNNSN", 2) == 3 and longest_cycle_run("NNSNNSNNSN", 1) == 1
+    one_pac = np.array([0.8, 0.8, 0.8, 0.55, 0.9, 0.8, 0.8])
+    flags = premature_flags(one_pac)
+    assert flags.tolist() == [False, False, False, False, True, False, False, False]
+    nn = nn_intervals(one_pac, flags)
+    assert 0.55 not in nn and 0.9 not in nn and len(nn) == 5
+
+
+def test_qrs_notch_count_counts_extra_maxima_only():
+    from ragecg.measure import qrs_notch_count
+
+    t = np.linspace(0, 0.1, 51)                              # 100 ms QRS at 500 Hz
+
+    def bump(c, w, a):
+        return a * np.exp(-0.5 * ((t - c) / w) ** 2)
+
+    rs = bump(0.04, 0.008, 1.0) - bump(0.06, 0.008, 0.5)
+    notched_r = bump(0.035, 0.006, 0.8) + bump(0.055, 0.006, 0.8)
+    rsr = bump(0.03, 0.006, 0.6) - bump(0.05, 0.006, 0.4) + bump(0.07, 0.006, 0.5)
+    notched_qs = -bump(0.04, 0.01, 1.0) - bump(0.065, 0.01, 1.0)
+    tiny = rs + bump(0.08, 0.003, 0.01)                       # a 10 uV ripple is below the 30 uV minimum wave
+    assert qrs_notch_count(rs, has_r=True) == 0
+    assert qrs_notch_count(notched_r, has_r=True) == 1
+    assert qrs_notch_count(rsr, has_r=True) == 1
+    assert qrs_notch_count(notched_qs, has_r=False) == 1
+    assert qrs_notch_count(tiny, has_r=True) == 0
