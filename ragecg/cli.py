@@ -130,6 +130,8 @@ def diagnose(
     fmt = "json" if json_out else _check_choice("--format", fmt, FORMATS)
     paper = _check_choice("--paper", paper, ("a4", "letter"))
     read_opts = _read_options(sampling_rate, leads, units)
+    if out is not None:
+        check_writable_folder(out)          # before any work: exit 2, one line
     resources = _resources(no_llm, model, llm_url, llm_timeout, no_retrieval)
     paths = _expand_records(records)
     many = len(paths) > 1
@@ -165,6 +167,18 @@ def diagnose(
     if failures:
         _err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
         raise typer.Exit(EXIT_PARTIAL if summary else failures[0][2])
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Create `folder` if needed and check a file can be written in it; RagecgError (exit 2) if not."""
+    probe = folder / ".ragecg_write_test"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        raise RagecgError(f"cannot write the report files ({exc.strerror or type(exc).__name__})",
+                          path=str(folder)) from None
 
 
 def write_report_files(report, target: Path, ecg=None, paper: str = "a4") -> None:

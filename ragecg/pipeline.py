@@ -14,7 +14,7 @@ from .criteria import evaluate_criteria
 from .errors import UnusableSignalError
 from .knowledge import KnowledgeDoc, knowledge_hash, load_criteria_documents
 from .measure import measure_ecg
-from .quality import assess_quality, with_measurement_checks
+from .quality import checked_signal, with_measurement_checks, withhold_unreliable_codes
 from .record import Ecg, read_record
 from .report import Report, VersionInfo
 from .settings import Settings, get_settings
@@ -57,7 +57,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
 
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    quality = assess_quality(ecg)
+    ecg, quality = checked_signal(ecg)          # mains interference removed where the gate finds it
     timings["quality_s"] = time.perf_counter() - t
     if quality.verdict == "unusable":
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
@@ -69,6 +69,8 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
 
     t = time.perf_counter()
     candidates = evaluate_criteria(measurements, resources.docs, sex=ecg.sex)
+    # e.g. LA/RA reversal: codes whose criteria read limb leads or the frontal axis are withheld
+    candidates, quality = withhold_unreliable_codes(candidates, measurements, quality, resources.docs, ecg.sex)
     timings["criteria_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -94,7 +96,8 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
                   criteria=[c for c in candidates.candidates if c.score >= 0.1],
                   diagnosis=diagnosis, evidence=evidence, versions=versions,
                   timings_s={k: round(v, 4) for k, v in timings.items()},
-                  device_statements=list(ecg.device_statements))
+                  device_statements=list(ecg.device_statements),
+                  device_measurements=dict(ecg.device_measurements))
 
 
 def diagnose(path_or_ecg: str | Path | Ecg, *, resources: Resources | None = None, **settings_overrides) -> Report:
@@ -107,7 +110,7 @@ def diagnose(path_or_ecg: str | Path | Ecg, *, resources: Resources | None = Non
 def measure(path_or_ecg: str | Path | Ecg):
     """Python API: quality and measurements of a record, no diagnosis."""
     ecg = path_or_ecg if isinstance(path_or_ecg, Ecg) else read_record(path_or_ecg)
-    quality = assess_quality(ecg)
+    ecg, quality = checked_signal(ecg)
     if quality.verdict == "unusable":
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
     measurements = measure_ecg(ecg, quality.usable_leads())

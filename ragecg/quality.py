@@ -11,19 +11,41 @@ would otherwise yield invented waves). Thresholds and their sources:
 * noisy: power above 40 Hz over power in 1-40 Hz > 0.5, or baseline (below 0.5 Hz) swing > 3 mV
   (AHA 2007 Part I, Kligfield et al.: diagnostic bandwidth 0.05-150 Hz, baseline stability).
 * too_noisy (not measured): robust SD of the signal above 40 Hz (1.4826 x median absolute value of
-  the 40 Hz high-passed lead; mains interference counts) >= 30 uV. Rationale: a median beat of n >= 9
-  beats keeps noise excursions (3 SD / sqrt(n)) below 30 uV, the smallest wave IEC 60601-2-51:2003
-  Annex GG.5 lets a measurement program recognise (the same constant as measure.MIN_WAVE_MV); noisier
-  leads create or hide waves. The noise stress test (bench/noise.py, docs/reliability.md) shows QRS
-  and QT errors beyond twice the IEC 60601-2-25 tolerances once muscle noise reaches ~12-15 dB SNR,
-  where this estimate is ~45-65 uV on LUDB; clean LUDB leads are ~1-2 uV.
+  the 40 Hz high-passed lead; mains interference left after the notch below counts) >= 30 uV.
+  Rationale: a median beat of n >= 9 beats keeps noise excursions (3 SD / sqrt(n)) below 30 uV, the
+  smallest wave IEC 60601-2-51:2003 Annex GG.5 lets a measurement program recognise (the same constant
+  as measure.MIN_WAVE_MV); noisier leads create or hide waves. The noise stress test (bench/noise.py,
+  docs/reliability.md) shows QRS and QT errors beyond twice the IEC 60601-2-25 tolerances once muscle
+  noise reaches ~12-15 dB SNR, where this estimate is ~45-65 uV on LUDB; clean LUDB leads are ~1-2 uV.
 * missing: NaN/inf in more than 10 % of samples.
-Verdict: unusable when fewer than 8 leads are usable or both I and II are unusable; limited when
-any lead is not good.
+* beat agreement (bSQI, Li, Mark & Clifford, Physiol Meas 2008;29:15-32): the beats found by the
+  multi-lead detector the measurement uses (`ragecg.beats.detect_beats` on all usable leads) are compared
+  with the beats that at least half of the usable leads show when the same detector runs on each lead
+  alone (a QRS complex is one cardiac event, seen in every lead; an artefact only in the leads it
+  touches); bSQI = matched / (n1 + n2 - matched), two detections matching within 150 ms (Li et al.).
+  The record is refused when bSQI < 0.90: at most ~10 % of the beats may be in dispute, the heart-rate
+  tolerance of IEC 60601-2-27:2011 (201.12.1.101.2, +/-10 %), heart rate being counted from the detected
+  beats. Electrode motion (noise in the ECG's own band, which the spectral rules above cannot see) adds
+  or hides beats. Each lead's own bSQI with the multi-lead beats is reported (`beat_agreement`) but does
+  not mark the lead: one-lead detection misses the small QRS of clean low-amplitude leads.
+Verdict: unusable when fewer than 8 leads are usable, both I and II are unusable, or the beats are not
+confirmed; limited when any lead is not good.
+
+Mains interference: IEC 60601-2-25:2011 lets an electrocardiograph filter the line frequency (an "AC
+filter", tested with the standard's calibration ECGs) and AHA/ACCF/HRS 2007 (Kligfield et al., Part I)
+accepts line-frequency notch filters. `checked_signal` removes it where the gate finds it: when, in
+any lead, a 50 or 60 Hz line (below Nyquist) holds more than half of the power above 40 Hz, every lead
+is notch-filtered at that frequency (`scipy.signal.iirnotch`, Q = 30, zero phase: the -3 dB band
+f0/30 = 1.7-2 Hz wide covers the +/-1 % supply-frequency tolerance of EN 50160) and the gate runs again
+on the filtered signal. Records without a mains line are not filtered (a notch is not free: applied to
+every LUDB record it moved QRS duration by up to 14 ms); 1 of the 266 clean 500 Hz records in the shared
+data (LUDB 1-200, PTB-XL records500) has such a line.
 
 After measurement, `lead_reversal_findings` flags a probable LA/RA electrode reversal (or all-lead
 polarity inversion) from the median-beat P and QRS polarities; `with_measurement_checks` adds it to the
-reasons (verdict at most "limited").
+reasons (verdict at most "limited"), and after the criteria `withhold_unreliable_codes` re-scores the codes
+without the rules that read limb leads or the frontal axes (reversal) or any lead's polarity (inversion),
+and names the codes so withheld.
 """
 from __future__ import annotations
 
@@ -48,6 +70,10 @@ BASELINE_SWING_MV = 3.0
 MAX_HF_NOISE_UV = 30.0
 MISSING_FRACTION = 0.10
 MIN_USABLE_LEADS = 8
+BEAT_MATCH_S = 0.15            # Li, Mark & Clifford 2008: two detections of one beat within 150 ms
+MIN_BEAT_AGREEMENT = 0.90      # bSQI: <= ~10 % of beats in dispute (IEC 60601-2-27 heart-rate tolerance)
+MAINS_HZ = (50.0, 60.0)
+NOTCH_Q = 30.0                 # -3 dB band f0/Q = 1.7-2 Hz: covers EN 50160's +/-1 % supply frequency
 
 
 class LeadQuality(BaseModel):
@@ -55,12 +81,18 @@ class LeadQuality(BaseModel):
     reason: str | None = None
     noise_ratio: float | None = None
     hf_noise_uv: float | None = None       # robust SD above 40 Hz (None when fs <= 90 Hz)
+    mains_hz: float | None = None          # a 50/60 Hz line (< Nyquist) holds most of the power above 40 Hz
+    beat_agreement: float | None = None    # bSQI of this lead's own beats with the multi-lead beats
 
 
 class Quality(BaseModel):
     leads: dict[str, LeadQuality]
     verdict: Literal["usable", "limited", "unusable"]
     reasons: list[str] = Field(default_factory=list)
+    beat_agreement: float | None = None    # bSQI: multi-lead beats vs the beats at least half the leads see
+    mains_filter_hz: list[float] = Field(default_factory=list)   # notch filters applied before measurement
+    electrode_findings: list[Literal["limb_lead_reversal", "inverted_polarity"]] = Field(default_factory=list)
+    withheld_codes: list[str] = Field(default_factory=list)      # fired, but on criteria a finding makes unreliable
 
     def usable_leads(self) -> list[str]:
         """Leads that may be measured: good or noisy (noisy leads are measured with lower confidence)."""
@@ -89,28 +121,32 @@ def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
     band = (f >= 1) & (f <= 40)
     high = f > 40
     ratio = float(pxx[high].sum() / max(pxx[band].sum(), 1e-12)) if nyq > 45 else 0.0
-    hf_uv = None
+    hf_uv = mains_hz = None
     if nyq > 45:
         hp = sps.sosfiltfilt(sps.butter(4, 40.0 / nyq, btype="high", output="sos"), x)
         hf_uv = round(float(1.4826 * np.median(np.abs(hp)) * 1000.0), 1)
+        # A mains line: more than half of the power above 40 Hz within +/-1 Hz of 50 or 60 Hz.
+        mains = {hz: float(pxx[(f >= hz - 1) & (f <= hz + 1)].sum()) for hz in MAINS_HZ}
+        hz = max(mains, key=mains.get)
+        if mains[hz] > 0.5 * pxx[high].sum():
+            mains_hz = hz
         if hf_uv >= MAX_HF_NOISE_UV:
-            mains = {hz: float(pxx[(f >= hz - 1) & (f <= hz + 1)].sum()) for hz in (50, 60)}
-            hz = max(mains, key=mains.get)
-            what = (f"mains interference at {hz} Hz (use the recorder's mains filter)"
-                    if mains[hz] > 0.5 * pxx[high].sum() else "high-frequency (muscle) noise")
+            what = (f"mains interference at {hz:g} Hz" if mains_hz else "high-frequency (muscle) noise")
             return LeadQuality(state="too_noisy", noise_ratio=ratio, hf_noise_uv=hf_uv,
+                               mains_hz=mains_hz if mains_hz and mains_hz < nyq else None,
                                reason=f"{what}: {hf_uv:.0f} uV SD above 40 Hz (limit {MAX_HF_NOISE_UV:g} uV); "
                                       "waves cannot be delineated")
+    mains_hz = mains_hz if mains_hz and mains_hz < nyq else None
     if ratio > HF_NOISE_RATIO:
         return LeadQuality(state="noisy", reason=f"high-frequency noise (power >40 Hz / 1-40 Hz = {ratio:.2f})",
-                           noise_ratio=ratio, hf_noise_uv=hf_uv)
+                           noise_ratio=ratio, hf_noise_uv=hf_uv, mains_hz=mains_hz)
     b, a = sps.butter(2, 0.5 / nyq, btype="low")
     baseline = sps.filtfilt(b, a, x)
     swing = float(np.ptp(baseline))
     if swing > BASELINE_SWING_MV:
         return LeadQuality(state="noisy", reason=f"baseline wander of {swing:.1f} mV", noise_ratio=ratio,
-                           hf_noise_uv=hf_uv)
-    return LeadQuality(state="good", noise_ratio=ratio, hf_noise_uv=hf_uv)
+                           hf_noise_uv=hf_uv, mains_hz=mains_hz)
+    return LeadQuality(state="good", noise_ratio=ratio, hf_noise_uv=hf_uv, mains_hz=mains_hz)
 
 
 def assess_quality(ecg: Ecg) -> Quality:
@@ -123,17 +159,123 @@ def assess_quality(ecg: Ecg) -> Quality:
             leads[ld] = LeadQuality(state=bad[0].state, reason="derived from I and II: " + (bad[0].reason or ""))
     usable = [ld for ld, q in leads.items() if q.state in ("good", "noisy")]
     reasons = [f"{ld}: {q.reason}" for ld, q in leads.items() if q.state != "good"]
+    agreement = None
+    if len(usable) >= MIN_USABLE_LEADS:
+        agreement, per_lead = beat_agreement(ecg, usable)
+        for ld, b in per_lead.items():
+            leads[ld] = leads[ld].model_copy(update={"beat_agreement": round(b, 3)})
     if len(usable) < MIN_USABLE_LEADS:
         verdict = "unusable"
         reasons.insert(0, f"only {len(usable)} of 12 leads usable (at least {MIN_USABLE_LEADS} needed)")
     elif "I" not in usable and "II" not in usable:
         verdict = "unusable"
         reasons.insert(0, "leads I and II both unusable: no rhythm or axis can be measured")
+    elif agreement < MIN_BEAT_AGREEMENT:
+        verdict = "unusable"
+        reasons.insert(0, f"beats not confirmed: the detected beats agree with those seen by at least half of the "
+                          f"leads at bSQI {agreement:.2f} (at least {MIN_BEAT_AGREEMENT:.2f} needed); electrode motion "
+                          "or other artefact adds or hides beats")
     elif reasons:
         verdict = "limited"
     else:
         verdict = "usable"
-    return Quality(leads=leads, verdict=verdict, reasons=reasons)
+    return Quality(leads=leads, verdict=verdict, reasons=reasons,
+                   beat_agreement=None if agreement is None else round(agreement, 3))
+
+
+def _matched_beats(a: np.ndarray, b: np.ndarray, tol: int) -> int:
+    """Beats of `a` with a beat of `b` within `tol` samples (each beat of `b` used once)."""
+    if a.size == 0 or b.size == 0:
+        return 0
+    j = np.clip(np.searchsorted(b, a), 1, b.size - 1) if b.size > 1 else np.zeros(a.size, dtype=int)
+    near = np.where(np.abs(b[j - 1] - a) <= np.abs(b[j] - a), j - 1, j) if b.size > 1 else j
+    ok = np.abs(b[near] - a) <= tol
+    return int(np.unique(near[ok]).size)
+
+
+def bsqi(a: np.ndarray, b: np.ndarray, tol: int) -> float:
+    """Li, Mark & Clifford (2008) bSQI of two beat lists: matched / (n_a + n_b - matched); 1 when both are empty."""
+    if a.size == 0 and b.size == 0:
+        return 1.0
+    m = _matched_beats(np.sort(a), np.sort(b), tol)
+    return m / (a.size + b.size - m)
+
+
+def consensus_beats(per_lead: list[np.ndarray], tol: int) -> np.ndarray:
+    """Beats that at least half of the leads' own detections find (within `tol` samples of one another):
+    a QRS complex is one cardiac event, seen in every lead; an artefact is seen in the leads it touches."""
+    found = [(int(b), i) for i, p in enumerate(per_lead) for b in p]
+    found.sort()
+    out, k = [], 0
+    while k < len(found):
+        j = k
+        while j + 1 < len(found) and found[j + 1][0] - found[k][0] <= tol:
+            j += 1
+        group = found[k:j + 1]
+        if 2 * len({i for _, i in group}) >= len(per_lead):
+            out.append(int(np.median([b for b, _ in group])))
+        k = j + 1
+    return np.asarray(out, dtype=int)
+
+
+def beat_agreement(ecg: Ecg, leads: list[str]) -> tuple[float, dict[str, float]]:
+    """bSQI of the beats the measurement's multi-lead detector finds in `leads` (`ragecg.beats`) with the
+    consensus of the same detector run on each lead alone (`consensus_beats`), and per lead the bSQI of
+    that lead's own beats with the multi-lead ones. Beats within BEAT_MATCH_S of the record's ends are
+    not compared (a QRS cut by the end may be found by one detection only)."""
+    from .beats import INTERNAL_FS, detect_beats, filtered, resample_to_internal
+
+    cols = []
+    for ld in leads:
+        x = np.asarray(ecg.lead(ld), dtype=np.float64)
+        finite = np.isfinite(x)
+        if not finite.all():
+            idx = np.arange(len(x))
+            x = np.interp(idx, idx[finite], x[finite])
+        cols.append(x)
+    x = filtered(resample_to_internal(np.column_stack(cols), ecg.sampling_rate_hz), INTERNAL_FS, ecg.sampling_rate_hz)
+    tol = int(round(BEAT_MATCH_S * INTERNAL_FS))
+    n = x.shape[0]
+
+    def inner(p: np.ndarray) -> np.ndarray:
+        p = np.asarray(p, dtype=int)
+        return p[(p >= tol) & (p < n - tol)]
+
+    together = inner(detect_beats(x, INTERNAL_FS))
+    alone = [inner(detect_beats(x[:, [j]], INTERNAL_FS)) for j in range(len(leads))]
+    per_lead = {ld: bsqi(together, p, tol) for ld, p in zip(leads, alone)}
+    return bsqi(together, consensus_beats(alone, tol), tol), per_lead
+
+
+def without_mains(ecg: Ecg, hz: list[float]) -> Ecg:
+    """`ecg` with every lead notch-filtered (zero phase, Q = NOTCH_Q) at each frequency in `hz`; NaN kept."""
+    import dataclasses
+
+    x = ecg.signals_mv.astype(np.float64)
+    fs = ecg.sampling_rate_hz
+    nan = ~np.isfinite(x)
+    if nan.any():
+        idx = np.arange(x.shape[0])
+        for j in range(x.shape[1]):
+            ok = ~nan[:, j]
+            x[:, j] = np.interp(idx, idx[ok], x[ok, j]) if ok.any() else 0.0
+    for f0 in hz:
+        if f0 < fs / 2:
+            b, a = sps.iirnotch(f0, NOTCH_Q, fs)
+            x = sps.filtfilt(b, a, x, axis=0)
+    x[nan] = np.nan
+    return dataclasses.replace(ecg, signals_mv=x.astype(np.float32))
+
+
+def checked_signal(ecg: Ecg) -> tuple[Ecg, Quality]:
+    """The signal to measure and its quality: mains interference found by the gate is notch-filtered
+    (and the gate run again on the filtered signal); the record is left unchanged otherwise."""
+    quality = assess_quality(ecg)
+    hz = sorted({q.mains_hz for q in quality.leads.values() if q.mains_hz})
+    if not hz:
+        return ecg, quality
+    clean = without_mains(ecg, hz)
+    return clean, assess_quality(clean).model_copy(update={"mains_filter_hz": hz})
 
 
 # ------------------------------------------------------------------ checks on the measurements
@@ -173,5 +315,51 @@ def with_measurement_checks(quality: Quality, m: "Measurements") -> Quality:
     found = lead_reversal_findings(m)
     if not found:
         return quality
+    kind = "inverted_polarity" if found[0].startswith("possible inverted polarity") else "limb_lead_reversal"
     verdict = "limited" if quality.verdict == "usable" else quality.verdict
-    return quality.model_copy(update={"reasons": [*quality.reasons, *found], "verdict": verdict})
+    return quality.model_copy(update={"reasons": [*quality.reasons, *found], "verdict": verdict,
+                                      "electrode_findings": [kind]})
+
+
+# ------------------------------------------------------------------ codes an electrode finding makes unreliable
+LIMB_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF")
+# Global measures computed from limb leads: the frontal-plane axes (from I and aVF), the Cornell voltage
+# (R in aVL) and the limb-lead QRS maximum (low voltage).
+LIMB_LEAD_MEASURES = ("qrs_axis_deg", "p_axis_deg", "t_axis_deg", "cornell_voltage_mv", "limb_lead_qrs_max_mv")
+# With every lead inverted, every per-lead amplitude, and so every lead's polarity, is unreliable as well.
+POLARITY_MEASURES = LIMB_LEAD_MEASURES + ("sokolow_lyon_mv",)
+WITHHELD_BECAUSE = {"limb_lead_reversal": "limb-lead reversal suspected: their criteria read limb leads or the "
+                                          "frontal axis",
+                    "inverted_polarity": "inverted polarity suspected: their criteria read lead polarities"}
+
+
+def rule_is_unreliable(rule, finding: str) -> bool:
+    """True when `rule` reads a lead or a measure that `finding` ("limb_lead_reversal" or
+    "inverted_polarity") makes unreliable."""
+    for c in rule.conditions:
+        if finding == "inverted_polarity":
+            if c.leads or c.measure in POLARITY_MEASURES:
+                return True
+        elif c.measure in LIMB_LEAD_MEASURES or any(ld in LIMB_LEADS for ld in (c.leads or ())):
+            return True
+    return False
+
+
+def withhold_unreliable_codes(candidates, m: "Measurements", quality: Quality, docs: list, sex: str | None):
+    """(candidates, quality) with the codes re-scored without the rules an electrode finding makes
+    unreliable (a code left with no rule scores 0; NORM reads the axis, so it is withheld too); the codes
+    that fired before and no longer do are listed in `quality.withheld_codes` and named in its reasons."""
+    from .criteria import FIRE_THRESHOLD, evaluate_criteria
+
+    if not quality.electrode_findings:
+        return candidates, quality
+    findings = quality.electrode_findings
+    kept = [d.model_copy(update={"criteria": [r for r in d.criteria
+                                              if not any(rule_is_unreliable(r, f) for f in findings)]})
+            for d in docs]
+    rescored = evaluate_criteria(m, kept, sex=sex)
+    withheld = sorted(c.code for c in candidates.fired() if rescored.scores.get(c.code, 0.0) < FIRE_THRESHOLD)
+    why = "; ".join(WITHHELD_BECAUSE[f] for f in quality.electrode_findings)
+    note = (f"codes withheld ({why}): {', '.join(withheld)}" if withheld
+            else f"no code withheld, none fired on such criteria ({why})")
+    return rescored, quality.model_copy(update={"withheld_codes": withheld, "reasons": [*quality.reasons, note]})

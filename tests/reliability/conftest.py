@@ -10,7 +10,7 @@ from .clirun import run_batch
 from .corpus import KINDS, build, write_record, base_signal
 
 # Kinds that must work and are run through `diagnose --no-llm` in the fast suite (all of them: slow).
-DIAGNOSE_OK_FAST = ("dc_offset", "mains_50hz_20uv", "eight_leads", "unicode_long_path", "la_ra_reversal",
+DIAGNOSE_OK_FAST = ("dc_offset", "mains_50hz_heavy", "eight_leads", "unicode_long_path", "la_ra_reversal",
                     "paced_spikes", "dat_longer")
 
 

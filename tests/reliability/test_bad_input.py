@@ -129,6 +129,11 @@ def _check_diagnose_ok(results: dict) -> None:
         assert doc["measurements"]["heart_rate_bpm"] == pytest.approx(clean["measurements"]["heart_rate_bpm"], rel=0.03)
         if name == "la_ra_reversal":
             assert any("limb lead reversal" in r for r in doc["quality"]["reasons"])
+            assert doc["quality"]["electrode_findings"] == ["limb_lead_reversal"]
+        if name == "inverted_polarity":
+            assert doc["quality"]["electrode_findings"] == ["inverted_polarity"]
+        if name.startswith("mains_") and name.endswith("_heavy"):
+            assert doc["quality"]["mains_filter_hz"] == [float(name[6:8])]
         if name == "eight_leads":
             assert sorted(doc["derived_leads"]) == ["III", "aVF", "aVL", "aVR"]
 
@@ -163,3 +168,41 @@ def test_mostly_inf_is_refused(data_dir):
     from ragecg.pipeline import measure
     with pytest.raises(UnusableSignalError, match="inf.hea: signal unusable"):
         measure(ecg)
+
+
+# ------------------------------------------------------------------ electrode findings withhold the codes they spoil
+def test_lead_reversal_withholds_limb_lead_codes(data_dir):
+    """LUDB 58 with the arm electrodes swapped: the reversal is flagged, every code that fired only on limb-lead
+    or frontal-axis criteria is withheld (and named in the report), and no code left standing reads a limb
+    lead; the unmodified record is untouched."""
+    from ragecg.criteria import evaluate_criteria
+    from ragecg.pipeline import Resources, diagnose_ecg
+    from ragecg.quality import LIMB_LEAD_MEASURES, LIMB_LEADS
+    from ragecg.report import render
+    from ragecg.settings import get_settings
+
+    from .corpus import la_ra_swap
+
+    res = Resources(settings=get_settings(), use_llm=False, use_retrieval=False)
+    sig = base_signal(str(data_dir))
+    clean = diagnose_ecg(ecg_from_leads({n: sig[:, i].copy() for i, n in enumerate(STANDARD_LEADS)}, 500.0,
+                                        source_path="clean.hea", source_format="wfdb"), res)
+    swapped_sig = la_ra_swap(sig)
+    swapped = diagnose_ecg(ecg_from_leads({n: swapped_sig[:, i].copy() for i, n in enumerate(STANDARD_LEADS)}, 500.0,
+                                          source_path="swapped.hea", source_format="wfdb"), res)
+    assert clean.quality.electrode_findings == [] and clean.quality.withheld_codes == []
+    q = swapped.quality
+    assert q.electrode_findings == ["limb_lead_reversal"]
+    # Without withholding, the swap makes limb-lead codes fire (the hazard); each of them is withheld now.
+    unfiltered = evaluate_criteria(swapped.measurements, res.docs)
+    spoiled = {c.code for c in unfiltered.fired()} - {c.code for c in clean.criteria if c.fired}
+    assert spoiled and spoiled <= set(q.withheld_codes), (spoiled, q.withheld_codes)
+    for code in q.withheld_codes:
+        assert swapped.candidate_scores[code] < 0.5
+        assert code not in [c.code for c in swapped.diagnosis.codes]
+    for c in swapped.criteria:
+        if c.fired:
+            for cond in c.conditions:
+                assert cond.lead not in LIMB_LEADS and cond.measure not in LIMB_LEAD_MEASURES, (c.code, cond)
+    text = render(swapped, "text")
+    assert "codes withheld (limb-lead reversal suspected" in text and q.withheld_codes[0] in text

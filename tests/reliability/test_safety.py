@@ -133,7 +133,7 @@ def test_internal_error_prints_no_detail(patient_records, cli_env):
         "def boom(ecg):\n"
         "    patient = 'Zebulon Quaxley-Fitzwarren MRN-7Q4X9'\n"
         "    raise RuntimeError('failed on ' + patient)\n"
-        "p.assess_quality = boom\n"
+        "p.checked_signal = boom\n"
         "from ragecg.cli import main\n"
         f"sys.argv = ['ragecg', 'measure', {str(patient_records['clean'])!r}]\n"
         "main()\n")
