@@ -185,20 +185,25 @@ def verified_model_file(settings: Settings) -> tuple[Path, str, str]:
 
 def _default_threads() -> int:
     """The logical CPUs not busy with other work, at least 1: all of them on an idle machine, fewer
-    when the 1-minute load average says other processes hold cores. More threads than free cores is
-    far worse than fewer: llama.cpp's threads meet at a barrier every layer, and one descheduled
-    thread stalls them all (on this project's 2 shared cores, decoding ran at 0.8 token/s with 2
-    threads against 18 with 1 under load; on the idle machine 2 threads decode the prompt 2x faster
-    than 1; bench/llm.py). `--threads` / RAGECG_LLM_THREADS override it."""
+    when other processes are running now. More threads than free cores is far worse than fewer:
+    llama.cpp's threads meet at a barrier every layer, and one descheduled thread stalls them all (on
+    this project's 2 shared cores, decoding ran at 0.8 token/s with 2 threads against 18 with 1 under
+    load; on the idle machine 2 threads decode the prompt 2x faster than 1; bench/llm.py). "Now" is
+    the kernel's count of runnable tasks (/proc/loadavg, this process excluded), not the 1-minute load
+    average, which still counts work that has just ended. `--threads` / RAGECG_LLM_THREADS override."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
     try:
-        busy = os.getloadavg()[0] - 1.0      # this process counts in the load average
-    except OSError:
-        busy = n / 2
-    return max(1, min(n, n - int(round(max(0.0, busy)))))
+        with open("/proc/loadavg") as fh:
+            busy = int(fh.read().split()[3].split("/")[0]) - 1
+    except (OSError, ValueError, IndexError):
+        try:
+            busy = int(round(max(0.0, os.getloadavg()[0] - 1.0)))
+        except OSError:
+            busy = n // 2
+    return max(1, min(n, n - max(0, busy)))
 
 
 class LlamaCppBackend:
