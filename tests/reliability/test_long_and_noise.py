@@ -78,17 +78,23 @@ def test_noise_is_added_at_the_stated_snr(data_dir):
             assert np.allclose(got, snr, atol=0.05), (kind, snr, got)
 
 
+def _ludb_record_and_qrs_p2p(bench, data_dir, n: int):
+    """LUDB record n and its QRS peak-to-peak amplitude at the cardiologists' beats (the SNR reference)."""
+    from ragecg.record import read_record
+
+    rec = data_dir / f"ludb/data/{n}"
+    ecg = read_record(rec.with_suffix(".hea"))
+    beats, _ = bench.reference_beats(rec, ecg.sampling_rate_hz)
+    return ecg, bench.qrs_p2p_mv(ecg, [b["peak"] for b in beats])
+
+
 def test_gate_refuses_muscle_noise_that_corrupts_intervals_and_keeps_the_clean_record(data_dir):
     """6 dB muscle noise moves QRS by >100 ms when measured (bench/noise.py); the gate must refuse it."""
     bench = _bench()
     from ragecg.quality import assess_quality
-    from ragecg.record import read_record
 
     for n in (58, 62):
-        rec = data_dir / f"ludb/data/{n}"
-        ecg = read_record(rec.with_suffix(".hea"))
-        beats, _ = bench.reference_beats(rec, ecg.sampling_rate_hz)
-        p2p = bench.qrs_p2p_mv(ecg, [b["peak"] for b in beats])
+        ecg, p2p = _ludb_record_and_qrs_p2p(bench, data_dir, n)
         assert assess_quality(ecg).verdict == "usable"
         q = assess_quality(bench.with_noise(ecg, "ma", 6.0, p2p, seed=n))
         assert q.verdict == "unusable" and "muscle" in " ".join(q.reasons)
@@ -118,13 +124,9 @@ def test_gate_refuses_electrode_motion_that_adds_beats(data_dir):
     twice the IEC tolerance in most LUDB records); the beat-agreement index refuses it, the clean record passes."""
     bench = _bench()
     from ragecg.quality import checked_signal
-    from ragecg.record import read_record
 
     for n in (58, 62):
-        rec = data_dir / f"ludb/data/{n}"
-        ecg = read_record(rec.with_suffix(".hea"))
-        beats, _ = bench.reference_beats(rec, ecg.sampling_rate_hz)
-        p2p = bench.qrs_p2p_mv(ecg, [b["peak"] for b in beats])
+        ecg, p2p = _ludb_record_and_qrs_p2p(bench, data_dir, n)
         _, q = checked_signal(ecg)
         assert q.verdict == "usable" and q.beat_agreement >= 0.9, q.reasons
         _, q = checked_signal(bench.with_noise(ecg, "em", 6.0, p2p, seed=n))
