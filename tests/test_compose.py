@@ -8,8 +8,8 @@ import json
 import jsonschema
 import pytest
 
-from ragecg.compose import (CAUTION, LLM_ADJUSTMENT, OFFER_FLOOR, SECTIONS, build_prompt, combine_scores,
-                            compose_diagnosis, offered_candidates, output_schema, ungrounded_numbers)
+from ragecg.compose import CAUTION, combine_scores, compose_diagnosis, ungrounded_numbers
+from ragecg.prompt import LLM_ADJUSTMENT, OFFER_FLOOR, SECTIONS, build_prompt, offered_candidates, output_schema
 from ragecg.criteria import evaluate_criteria
 from ragecg.knowledge import parse_markdown_doc
 from ragecg.llm import FakeBackend, LLMCallError, embedded_model_path, load_backend
