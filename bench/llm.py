@@ -1,5 +1,5 @@
 """The LLM stage on this machine with the embedded model (SmolLM2-135M-Instruct Q4_1, llama.cpp):
-tokens and times per record, the static-prefix KV cache against no cache, end-to-end diagnose
+tokens, decode calls and times per record, the static-prefix KV cache against no cache, end-to-end diagnose
 time, codes with the LLM against criteria-only on labelled records, and grounding.
 
     python bench/llm.py                      # 20 PTB-XL fold-9 records, cache comparison on 5
@@ -142,7 +142,8 @@ def main() -> None:
           f"; truncated at max_tokens: {sum(r['d'].llm.truncated for r in ok)}")
     print(f"per record (median over {len(ok)} ok): prompt {med([r['d'].llm.prompt_tokens for r in ok]):.0f} tokens "
           f"(static prefix {med([r['d'].llm.cached_prompt_tokens for r in ok[1:]]):.0f} cached), generated "
-          f"{med([r['d'].llm.completion_tokens for r in ok]):.0f} tokens, LLM call {med([r['d'].llm.seconds for r in ok]):.1f} s, "
+          f"{med([r['d'].llm.completion_tokens for r in ok]):.0f} tokens in {med([r['d'].llm.decode_calls or 0 for r in ok]):.0f} "
+          f"decode calls, LLM call {med([r['d'].llm.seconds for r in ok]):.1f} s, "
           f"TTFT {med([r['d'].llm.ttft_s for r in ok]):.2f} s")
     both = [r for r in rows if "ttft" in r]
     if both:

@@ -337,9 +337,13 @@ def models(json_out: bool = typer.Option(False, "--json")) -> None:
 @knowledge_app.command("build")
 def knowledge_build(force: bool = typer.Option(False, "--force", help="Re-embed everything.")) -> None:
     """Build (or incrementally update) the FAISS index from the knowledge folders."""
+    from .embed import embedding_model_dir, prepare_query_encoder
     from .index import build_index
-    res = build_index(_settings(), force=force)
-    print(json.dumps(res.model_dump(mode="json") if hasattr(res, "model_dump") else vars(res), default=str, indent=2))
+    settings = _settings()
+    res = build_index(settings, force=force)
+    out = dict(vars(res), query_encoder="onnx" if prepare_query_encoder(embedding_model_dir(settings), settings)
+               else "sentence-transformers")
+    print(json.dumps(out, default=str, indent=2))
 
 
 @knowledge_app.command("add")

@@ -78,6 +78,7 @@ class LLMInfo(BaseModel):
     seconds: float | None = None
     ttft_s: float | None = None
     cached_prompt_tokens: int | None = None
+    decode_calls: int | None = None      # llama.cpp decode calls for the answer (fixed text goes in batches)
     dropped_passages: list[str] = Field(default_factory=list)   # cut by the prompt token budget
     truncated: bool = False              # the answer hit max_tokens; complete sentences were kept
     sentences_raw: int | None = None     # narrative sentences the LLM wrote
@@ -395,7 +396,8 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
     info = info.model_copy(update={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                                    "seconds": round(result.seconds, 3),
                                    "ttft_s": None if result.ttft_s is None else round(result.ttft_s, 3),
-                                   "cached_prompt_tokens": result.cached_prompt_tokens})
+                                   "cached_prompt_tokens": result.cached_prompt_tokens,
+                                   "decode_calls": getattr(result, "decode_calls", None)})
     try:
         answer = parse_answer(result.text, prompt)
     except InvalidAnswer as e:

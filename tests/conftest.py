@@ -40,7 +40,10 @@ def _home(session_home, monkeypatch):
 
 @pytest.fixture
 def tmp_home(tmp_path, monkeypatch) -> Path:
-    """A private RAGECG_HOME for tests that add, remove or corrupt index files."""
+    """A private RAGECG_HOME for tests that add, remove or corrupt index files. Their queries go
+    through sentence-transformers (already imported by the index build), so that each private home
+    does not export its own ONNX query encoder (tests/test_embed.py covers that)."""
     home = tmp_path / "home"
     monkeypatch.setenv("RAGECG_HOME", str(home))
+    monkeypatch.setenv("RAGECG_QUERY_ENCODER", "sentence-transformers")
     return home

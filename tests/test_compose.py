@@ -121,18 +121,23 @@ def test_invented_codes_and_keys_are_stripped(settings):
     fake = FakeBackend(responses=[answer(
         {"SR": 0.9, "CLBBB": 0.8, "AFIB": 1.0, "STEMI": 1.0},
         [{"section": "rate", "text": "The heart rate is 72 bpm.", "evidence": ["heart_rate_bpm", "made_up_ms"]},
-         {"section": "rhythm", "text": "Atrial fibrillation is present.", "evidence": ["nope#3"]},
-         {"section": "morphology", "text": "QRS of 146 ms meets the 120 ms threshold for complete LBBB.",
-          "evidence": ["qrs_duration_ms", "test-conduction#0"]}])])
+         {"section": "rhythm", "text": "Atrial fibrillation is present.", "evidence": ["nope#3"]}]), answer(
+        {"SR": 0.9, "CLBBB": 0.8},
+        [{"section": "morphology", "text": "QRS of 146 ms meets the 120 ms threshold for complete LBBB.",
+          "evidence": ["qrs_duration_ms", "test-conduction#0", "made_up#1"]}])])
     d = compose_diagnosis(m, q, cands, ev, fake, settings)
     assert d.mode == "llm" and d.llm.status == "ok"
     assert d.stripped_codes == ["AFIB", "STEMI"] and d.stripped_keys == ["made_up_ms", "nope#3"]
     assert [c.code for c in d.codes] == ["SR", "CLBBB"]
     assert d.dropped_sentences == {"no_valid_evidence": 1}
     llm_texts = [s.text for s in d.narrative if s.origin == "llm"]
-    assert llm_texts == ["The heart rate is 72 bpm.", "QRS of 146 ms meets the 120 ms threshold for complete LBBB."]
+    assert llm_texts == ["The heart rate is 72 bpm."]
     assert next(s for s in d.narrative if s.section == "rate").evidence == ["heart_rate_bpm"]
     assert next(s for s in d.narrative if s.section == "intervals").origin == "template"
+    d2 = compose_diagnosis(m, q, cands, ev, fake, settings)      # a sentence citing a passage id is kept
+    assert d2.stripped_keys == ["made_up#1"]
+    assert [(s.text, s.evidence) for s in d2.narrative if s.origin == "llm"] == [
+        ("QRS of 146 ms meets the 120 ms threshold for complete LBBB.", ["qrs_duration_ms", "test-conduction#0"])]
     schema = fake.calls[0]["schema"]
     assert "AFIB" not in json.dumps(schema["properties"]["codes"])
 

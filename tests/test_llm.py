@@ -52,7 +52,7 @@ def test_embedded_digest_is_verified_and_cached(tmp_home):
     settings = get_settings()
     path, digest, _ = verified_model_file(settings)
     assert digest == EMBEDDED_SHA256
-    cache = settings.home / "cache" / "sha256.json"
+    cache = settings.caches / "sha256.json"
     stored = json.loads(cache.read_text())
     assert list(stored.values()) == [EMBEDDED_SHA256]
 
@@ -106,6 +106,32 @@ def test_real_model_answers_schema_valid_json_reproducibly_with_prefix_cache(bac
                                   max_tokens=24, timeout_s=120)
     jsonschema.validate(json.loads(other.text), SCHEMA)
     assert other.cached_prompt_tokens == second.cached_prompt_tokens
+
+
+@needs_model
+def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backend):
+    """The answer schema's fixed text (braces, names, separators) is decoded in batches: fewer
+    decode calls than answer tokens; the answer validates against the constrained schema (offered
+    codes only, cited keys from the enum, at most MAX_LLM_SENTENCES sentences); an open schema
+    (the generic one, codes as a free map) is decoded under its whole grammar and validates too."""
+    from ragecg.prompt import MAX_LLM_SENTENCES, output_schema, system_prompt
+    user = ("MEASUREMENTS:\nheart_rate_bpm = 48 bpm\np_present = true\nqrs_duration_ms = 92 ms\n"
+            "Signal quality: good.\n\nCANDIDATES (code: description | criteria score | conditions: key value "
+            "operator threshold, yes/no):\n- SBRAD: sinus bradycardia | 0.74 met | p_present true == true yes; "
+            "heart_rate_bpm 48 bpm < 60 yes\n- 1AVB: first degree AV block | 0.40 | pr_interval_ms 190 ms > 200 no")
+    schema = output_schema(["SBRAD", "1AVB"], ["heart_rate_bpm", "p_present", "qrs_duration_ms", "pr_interval_ms"])
+    backend = LlamaCppBackend(backend.path, model_id=backend.model_id, model_sha256=backend.model_sha256,
+                              n_ctx=2048, seed=42, n_threads=backend.n_threads)     # the real prefix needs > 1024
+    res = backend.complete_json(system_prompt(), user, schema, max_tokens=256, timeout_s=300)
+    answer = json.loads(res.text)
+    jsonschema.validate(answer, schema)
+    assert list(answer["codes"]) == ["SBRAD", "1AVB"] and len(answer["narrative"]) <= MAX_LLM_SENTENCES
+    assert res.decode_calls < res.completion_tokens
+    again = backend.complete_json(system_prompt(), user, schema, max_tokens=256, timeout_s=300)
+    assert again.text == res.text
+    generic = output_schema()
+    open_answer = json.loads(backend.complete_json(system_prompt(), user, generic, max_tokens=600, timeout_s=300).text)
+    jsonschema.validate(open_answer, generic)
 
 
 @needs_model

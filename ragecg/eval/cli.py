@@ -17,7 +17,7 @@ from typing import Optional
 import typer
 
 from ..errors import EXIT_PARTIAL, InputError, UsageError
-from .labels import TASKS
+from . import TASKS
 
 DEFAULT_TASKS = ",".join(TASKS)
 

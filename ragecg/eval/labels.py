@@ -43,7 +43,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-TASKS: tuple[str, ...] = ("superdiagnostic", "subdiagnostic", "diagnostic", "form", "rhythm", "all")
+from . import TASKS  # noqa: E402,F401 (the six tasks; defined in ragecg/eval/__init__.py)
 DATABASE_FILE = "ptbxl_database.csv"
 STATEMENTS_FILE = "scp_statements.csv"
 _DB_COLUMNS = ["ecg_id", "scp_codes", "strat_fold", "filename_lr", "filename_hr"]  # no patient data read

@@ -1,0 +1,209 @@
+"""Greedy JSON generation under a JSON schema for the in-process llama.cpp backend, with the
+schema's fixed text written in without decoding it token by token.
+
+Most of an answer's tokens are fixed by its schema: the braces, the property names and their
+order, the separators (`{"codes":{"SR":`, `,"narrative":[{"section":`). A grammar over the whole
+answer makes the model produce each of them, one decode step per token, although nothing is being
+chosen. `SchemaDecoder` walks the schema instead (the "jump-forward" of compressed-FSM decoding,
+Zheng et al., SGLang, 2024): fixed text is tokenized and decoded as one batch, and the model is
+asked only where there is a choice, each choice constrained by the grammar of its sub-schema
+(llama-cpp-python's `json_schema_to_gbnf`):
+
+* an object whose properties are all required and closed (additionalProperties false): its braces,
+  names and separators are fixed text; each value is generated in turn;
+* an array of objects with maxItems: the choice to open another item or to close the array
+  (`{"name":` / `,{"name":` / `]`, spelled with the item's first property name so the model sees
+  the tokens it would write itself) is the model's, within minItems/maxItems;
+* anything else (an enum, a string, an array of enums, an open object): one free segment under the
+  grammar of that sub-schema, ending as soon as the grammar is complete.
+
+Within a free segment the grammar is checked lazily, as llama.cpp's own sampler does
+(common_sampler_sample): the arg-max token is tested alone and the whole vocabulary is filtered only
+when the grammar rejects it — the same token either way. The answer is the same JSON language as
+the whole-schema grammar's (compact separators); its text can differ from whole-grammar decoding
+only where the model would have spelled fixed text with other tokens. Greedy, so reproducible.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import time
+from typing import Callable
+
+
+class DecodeTimeout(Exception):
+    """The deadline passed (raised between decode calls)."""
+
+
+class GrammarDeadEnd(Exception):
+    """No token is allowed by the grammar."""
+
+
+def _closed_object(schema: dict) -> list[tuple[str, dict]] | None:
+    props = schema.get("properties")
+    if (schema.get("type") == "object" and isinstance(props, dict) and props
+            and schema.get("additionalProperties") is False and set(schema.get("required", [])) == set(props)):
+        return list(props.items())
+    return None
+
+
+def _object_array(schema: dict) -> tuple[dict, int, int] | None:
+    items = schema.get("items")
+    if (schema.get("type") == "array" and isinstance(items, dict) and _closed_object(items) is not None
+            and isinstance(schema.get("maxItems"), int)):
+        return items, int(schema.get("minItems", 0)), int(schema["maxItems"])
+    return None
+
+
+class SchemaDecoder:
+    """One answer: `run(schema)` after the prompt has been decoded (its last logits are ready)."""
+
+    def __init__(self, llm, *, grammar_text: Callable[[dict], str], deadline: float, max_tokens: int,
+                 t0: float):
+        import llama_cpp
+        self._c = llama_cpp
+        self.llm = llm
+        self.vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        self.n_vocab = llm.n_vocab()
+        self.eog = llm.token_eos()
+        self.grammar_text = grammar_text
+        self.deadline = deadline
+        self.max_tokens = max_tokens
+        self.t0 = t0
+        self.pending: list[int] = []       # tokens of the answer not yet decoded
+        self.pieces: list[str] = []
+        self.n_tokens = 0                   # tokens in the answer (fixed and chosen)
+        self.n_decode_calls = 0             # llama_decode calls after the prompt
+        self.ttft: float | None = None
+        self.truncated = False
+        self._one = (llama_cpp.llama_token_data * 1)()
+        self._one_arr = llama_cpp.llama_token_data_array(
+            data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False)
+        self._full = None
+
+    # ---------------------------------------------------------------- low level
+    def _flush(self) -> None:
+        """Decode the pending tokens in one batch, so the next token's logits are ready."""
+        if self.pending:
+            if time.perf_counter() > self.deadline:
+                raise DecodeTimeout(f"{self.n_tokens} tokens generated")
+            self.llm.eval(self.pending)
+            self.n_decode_calls += 1
+            self.pending = []
+
+    def _fixed(self, text: str) -> None:
+        if self.truncated:
+            return
+        toks = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        if self.n_tokens + len(toks) > self.max_tokens:
+            self.truncated = True
+            return
+        self.pending.extend(toks)
+        self.pieces.append(text)
+        self.n_tokens += len(toks)
+
+    def _allowed(self, sampler, token: int, logit: float) -> bool:
+        self._one[0].id, self._one[0].logit, self._one[0].p = token, logit, 0.0
+        self._one_arr.size, self._one_arr.selected = 1, -1
+        self._c.llama_sampler_apply(sampler, ctypes.byref(self._one_arr))
+        return bool(self._one[0].logit > float("-inf"))
+
+    def _best_allowed(self, sampler, logits) -> int:
+        import numpy as np
+        token = int(np.argmax(logits))
+        if self._allowed(sampler, token, float(logits[token])):
+            return token
+        if self._full is None:
+            from llama_cpp._internals import LlamaTokenDataArray
+            self._full = LlamaTokenDataArray(n_vocab=self.n_vocab)
+        self._full.copy_logits(logits)
+        self._c.llama_sampler_apply(sampler, ctypes.byref(self._full.candidates))
+        allowed = self._full.candidates_data.logit[: self._full.candidates.size]
+        best = int(np.argmax(allowed))
+        if not np.isfinite(allowed[best]):
+            raise GrammarDeadEnd("grammar dead end: no token allowed")
+        return int(self._full.candidates_data.id[best])
+
+    def _free(self, gbnf: str, follow: str = "", prefix_free: bool = False) -> str:
+        """Greedy tokens under `gbnf` followed by the text `follow` (the first character of what
+        comes next, e.g. `,`), until that grammar is complete. The terminator is part of the grammar
+        because a value alone is not always prefix-free (`7` may go on to `72`): the model ends the
+        value the way it would in the whole answer, by writing what comes next (`",`, `}`). The last
+        token stays pending and is decoded with the next fixed text. With no `follow` (a whole
+        answer), tokens are generated until the model or the grammar ends it, unless `prefix_free`
+        (no complete text of the grammar is the start of another: a choice between literals)."""
+        import numpy as np
+        if self.truncated:
+            return ""
+        if follow:
+            gbnf = re.sub(r"(?m)^root ::=", "ragecg-value ::=", gbnf) + f"\nroot ::= ragecg-value {json.dumps(follow)}\n"
+        self._flush()
+        sampler = self._c.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
+        if not sampler:
+            raise GrammarDeadEnd("llama.cpp rejected the grammar built from the JSON schema")
+        toks: list[int] = []
+        try:
+            while True:
+                logits = np.ctypeslib.as_array(self._c.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
+                token = self._best_allowed(sampler, logits)
+                if self.ttft is None:
+                    self.ttft = time.perf_counter() - self.t0
+                if self._c.llama_vocab_is_eog(self.vocab, token):
+                    break                                  # the end chosen (or the only thing allowed)
+                self._c.llama_sampler_accept(sampler, token)
+                toks.append(token)
+                self.n_tokens += 1
+                done = bool(follow or prefix_free) and self._allowed(sampler, self.eog, 0.0)
+                if done or self.n_tokens >= self.max_tokens:
+                    self.truncated = not done
+                    self.pending.append(token)             # decoded with the next fixed text
+                    break
+                if time.perf_counter() > self.deadline:
+                    raise DecodeTimeout(f"{self.n_tokens} tokens generated")
+                self.llm.eval([token])
+                self.n_decode_calls += 1
+        finally:
+            self._c.llama_sampler_free(sampler)
+        text = self.llm.detokenize(toks).decode("utf-8", "replace")
+        self.pieces.append(text)
+        return text
+
+    # ---------------------------------------------------------------- the schema walk
+    def _value(self, schema: dict, follow: str, item: bool = False) -> None:
+        """Generate one value of `schema` and then `follow` (one character, or "" at the end).
+        `item`: an array item whose `{` and first property name the model has already chosen."""
+        props = _closed_object(schema)
+        if props is not None:
+            for i, (name, sub) in enumerate(props):
+                if not (item and i == 0):
+                    self._fixed(("{" if i == 0 else "") + json.dumps(name) + ":")    # `,` came with the value before
+                self._value(sub, "," if i < len(props) - 1 else "}")
+            self._fixed(follow)
+            return
+        arr = _object_array(schema)
+        if arr is not None:
+            item_schema, lo, hi = arr
+            head = "{" + json.dumps(_closed_object(item_schema)[0][0]) + ":"   # `{"section":`
+            self._fixed("[")
+            n = 0
+            while not self.truncated:
+                # Another item or the end, each spelled with the text around it (`,{"section":`
+                # against `]}`), so the model sees the tokens it would write itself.
+                more, close = ("," if n else "") + head, "]" + follow
+                opts = ([more] if n < hi else []) + ([close] if n >= lo or n >= hi else [])
+                if len(opts) == 1:
+                    self._fixed(opts[0])
+                    choice = opts[0]
+                else:
+                    choice = self._free("root ::= " + " | ".join(json.dumps(o) for o in opts), prefix_free=True)
+                if choice != more:
+                    break
+                self._value(item_schema, "", item=True)
+                n += 1
+            return
+        self._free(self.grammar_text(schema), follow)
+
+    def run(self, schema: dict) -> str:
+        self._value(schema, "")
+        return "".join(self.pieces)
