@@ -199,9 +199,9 @@ def export_onnx_encoder(model_dir: Path, settings: Settings) -> Path:
         raise ModelError("embedding model is not Transformer -> mean Pooling -> Normalize; no ONNX export")
     sha = embedding_model_sha256(model_dir, settings)
     dest = onnx_encoder_path(settings, sha)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)       # an unwritable cache: ModelError below
         import torch
 
         st = _sentence_transformer(model_dir)
@@ -238,10 +238,12 @@ def export_onnx_encoder(model_dir: Path, settings: Settings) -> Path:
     except Exception as exc:  # noqa: BLE001 - export is an optimisation; say why it is not used
         raise ModelError(f"ONNX export of the embedding model failed ({exc.__class__.__name__})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
-_ENCODERS: dict[str, OnnxQueryEncoder | None] = {}
+_ENCODERS: dict[str, OnnxQueryEncoder] = {}
+_FAILED: set[str] = set()          # exports that failed in this process: not tried again per query
 
 
 def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQueryEncoder | None:
@@ -265,11 +267,12 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
             ok = meta.get("model_sha256") == sha and meta.get("sha256") == file_sha256(path, settings)
         except (OSError, ValueError):
             ok = False
-        if not ok and export:
+        if not ok and export and str(path) not in _FAILED:
             try:
                 path, ok = export_onnx_encoder(model_dir, settings), True
             except ModelError as exc:
                 log.warning("%s; queries use sentence-transformers", exc)
+                _FAILED.add(str(path))
                 ok = False
         if not ok:
             return None

