@@ -17,6 +17,7 @@ sentence-transformers` uses sentence-transformers for queries too.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -182,9 +183,15 @@ class OnnxQueryEncoder:
         return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(len(texts), -1))
 
 
-def onnx_encoder_path(settings: Settings, model_sha256: str) -> Path:
+@functools.lru_cache(maxsize=1)
+def _torch_version() -> str:
+    """torch's version without importing torch (the exporter's version names the export)."""
     from importlib.metadata import version
-    return settings.caches / "onnx" / f"encoder-{model_sha256[:16]}-torch{version('torch')}.onnx"
+    return version("torch")
+
+
+def onnx_encoder_path(settings: Settings, model_sha256: str) -> Path:
+    return settings.caches / "onnx" / f"encoder-{model_sha256[:16]}-torch{_torch_version()}.onnx"
 
 
 def export_onnx_encoder(model_dir: Path, settings: Settings) -> Path:
@@ -251,6 +258,10 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
     if settings.query_encoder != "auto":
         return None
     with _LOCK:
+        sha = embedding_model_sha256(model_dir, settings)
+        path = onnx_encoder_path(settings, sha)
+        if str(path) in _ENCODERS:                 # the usual case: loaded for an earlier record
+            return _ENCODERS[str(path)]
         max_length = mean_pooled_max_length(model_dir)
         if max_length is None:
             return None
@@ -258,10 +269,6 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
             import onnxruntime  # noqa: F401 - only whether it is installed
         except ImportError:
             return None
-        sha = embedding_model_sha256(model_dir, settings)
-        path = onnx_encoder_path(settings, sha)
-        if _ENCODERS.get(str(path)) is not None:
-            return _ENCODERS[str(path)]
         try:
             meta = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
             ok = meta.get("model_sha256") == sha and meta.get("sha256") == file_sha256(path, settings)
