@@ -397,7 +397,7 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
                                    "seconds": round(result.seconds, 3),
                                    "ttft_s": None if result.ttft_s is None else round(result.ttft_s, 3),
                                    "cached_prompt_tokens": result.cached_prompt_tokens,
-                                   "decode_calls": getattr(result, "decode_calls", None)})
+                                   "decode_calls": result.decode_calls})
     try:
         answer = parse_answer(result.text, prompt)
     except InvalidAnswer as e:

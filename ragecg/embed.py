@@ -253,8 +253,9 @@ _ENCODERS: dict[str, OnnxQueryEncoder] = {}
 _FAILED: set[str] = set()          # exports that failed in this process: not tried again per query
 
 
-def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQueryEncoder | None:
-    """The verified ONNX encoder of this model (exported first when `export`), or None."""
+def _onnx_encoder(model_dir: Path, settings: Settings) -> OnnxQueryEncoder | None:
+    """The verified ONNX encoder of this model (exported first when missing or not verified), or
+    None: then sentence-transformers serves, and this process does not try again."""
     if settings.query_encoder != "auto":
         return None
     with _LOCK:
@@ -262,6 +263,8 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
         path = onnx_encoder_path(settings, sha)
         if str(path) in _ENCODERS:                 # the usual case: loaded for an earlier record
             return _ENCODERS[str(path)]
+        if str(path) in _FAILED:
+            return None
         max_length = mean_pooled_max_length(model_dir)
         if max_length is None:
             return None
@@ -274,20 +277,14 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
             ok = meta.get("model_sha256") == sha and meta.get("sha256") == file_sha256(path, settings)
         except (OSError, ValueError):
             ok = False
-        if not ok and export and str(path) not in _FAILED:
-            try:
-                path, ok = export_onnx_encoder(model_dir, settings), True
-            except ModelError as exc:
-                log.warning("%s; queries use sentence-transformers", exc)
-                _FAILED.add(str(path))
-                ok = False
-        if not ok:
-            return None
         try:
+            if not ok:
+                export_onnx_encoder(model_dir, settings)
             _ENCODERS[str(path)] = OnnxQueryEncoder(path, model_dir, max_length)
-        except Exception as exc:  # noqa: BLE001 - a corrupt file: fall back, do not fail the record
-            log.warning("ONNX query encoder unusable (%s); queries use sentence-transformers",
-                        exc.__class__.__name__)
+        except Exception as exc:  # noqa: BLE001 - the encoder is an optimisation: fall back, never fail a record
+            log.warning("ONNX query encoder not used (%s); queries use sentence-transformers",
+                        exc if isinstance(exc, ModelError) else exc.__class__.__name__)
+            _FAILED.add(str(path))
             return None
         return _ENCODERS[str(path)]
 
@@ -295,11 +292,11 @@ def _onnx_encoder(model_dir: Path, settings: Settings, *, export: bool) -> OnnxQ
 def prepare_query_encoder(model_dir: Path, settings: Settings) -> bool:
     """Export and verify the ONNX query encoder now (after an index build, while torch is loaded),
     so that the first `diagnose` need not import torch. True when it is ready."""
-    return _onnx_encoder(model_dir, settings, export=True) is not None
+    return _onnx_encoder(model_dir, settings) is not None
 
 
 def embed_queries(model_dir: Path, texts: list[str], settings: Settings) -> np.ndarray:
     """Query vectors: the verified ONNX encoder when there is one (exported at the first query
     when missing), else sentence-transformers."""
-    enc = _onnx_encoder(model_dir, settings, export=True) if texts else None
+    enc = _onnx_encoder(model_dir, settings) if texts else None
     return enc.encode(list(texts)) if enc is not None else embed_texts(model_dir, texts)

@@ -33,8 +33,7 @@ import numpy as np
 from . import __version__
 from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,
                        scan_inputs, sha256_file, slug)
-from .embed import (DEFAULT_MODEL_NAME, EMBED_THREADS, embed_queries, embed_texts,  # noqa: F401 (re-exported)
-                    embedding_model_dir, embedding_model_name, embedding_model_sha256)
+from .embed import embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256
 from .errors import IndexError_, InputError
 from .retrieve import Passage
 from .settings import Settings

@@ -12,10 +12,12 @@ asked only where there is a choice, each choice constrained by the grammar of it
 * an object whose properties are all required and closed (additionalProperties false): its braces,
   names and separators are fixed text; each value is generated in turn;
 * an array of objects with maxItems: the choice to open another item or to close the array
-  (`{"name":` / `,{"name":` / `]`, spelled with the item's first property name so the model sees
-  the tokens it would write itself) is the model's, within minItems/maxItems;
+  (`{"name":` or `,{"name":` against `]` plus what follows the array, e.g. `]}`: spelled with the
+  text around it so the model sees the tokens it would write itself) is the model's, within
+  minItems/maxItems;
 * anything else (an enum, a string, an array of enums, an open object): one free segment under the
-  grammar of that sub-schema, ending as soon as the grammar is complete.
+  grammar of that sub-schema followed by the first character of what comes next (`,` `}`), ending
+  as soon as that is complete (see `_free`).
 
 Within a free segment the grammar is checked lazily, as llama.cpp's own sampler does
 (common_sampler_sample): the arg-max token is tested alone and the whole vocabulary is filtered only
@@ -189,7 +191,8 @@ class SchemaDecoder:
             n = 0
             while not self.truncated:
                 # Another item or the end, each spelled with the text around it (`,{"section":`
-                # against `]}`), so the model sees the tokens it would write itself.
+                # against `]}`; the item's own `}` came with its last value), so the model sees the
+                # tokens it would write itself rather than a lone `{`.
                 more, close = ("," if n else "") + head, "]" + follow
                 opts = ([more] if n < hi else []) + ([close] if n >= lo or n >= hi else [])
                 if len(opts) == 1:

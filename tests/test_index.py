@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ragecg import index as ix
+from ragecg.embed import DEFAULT_MODEL_NAME
 from ragecg.errors import EXIT_MODEL, IndexError_, InputError
 from ragecg.knowledge import load_documents
 from ragecg.settings import get_settings
@@ -99,7 +100,7 @@ def test_build_and_search_small_kb(small):
     assert (settings.indexes_dir / "ACTIVE").read_text().strip() == res.index_hash == res.path.name
     idx = ix.ensure_index(settings)
     assert idx.index_hash == res.index_hash and len(idx) == res.n_chunks
-    assert idx.embedding_model_name == ix.DEFAULT_MODEL_NAME
+    assert idx.embedding_model_name == DEFAULT_MODEL_NAME
 
     hits = idx.search("QRS duration 148 ms, R peak time in V6 72 ms, notched R wave in V6", 3)
     assert hits[0].doc_id == "clbbb"
