@@ -213,6 +213,49 @@ def cold_starts(items: list[dict], args) -> None:
     for k in ("quality_s", "measure_s", "criteria_s", "retrieve_s", "compose_s"):
         print(f"  {k}: median {med([st.get(k, 0.0) for st in stages]):.2f} s")
     print(f"  LLM status {[st['llm_status'] for st in stages]}, prefix tokens from disk {[st['cached'] for st in stages]}")
+    served_starts(items, exe, flags)
+
+
+def served_starts(items: list[dict], exe: list[str], flags: list[str]) -> None:
+    """The same commands answered by `ragecg serve` (started here on a private socket): the server's
+    time from process start to ready (model, prefix state, index, signal stack loaded), and the
+    wall time of each one-off `ragecg diagnose --json` it answers, against the same command alone."""
+    import json
+    import signal
+    import subprocess
+    import tempfile
+    sock_dir = Path(tempfile.mkdtemp(prefix="rgb", dir="/tmp"))
+    env = {**os.environ, "RAGECG_SERVER_SOCKET": str(sock_dir / "s.sock")}
+    t = time.perf_counter()
+    srv = subprocess.Popen(exe + ["serve"], env=env, stderr=subprocess.PIPE, text=True)
+    line = srv.stderr.readline()
+    ready_s = time.perf_counter() - t
+    if "serving on" not in line:
+        print(f"`ragecg serve` did not start: {line.strip()}")
+        srv.kill()
+        return
+    walls, alone, same = [], [], 0
+    try:
+        for item in items:
+            t = time.perf_counter()
+            out = subprocess.run(exe + ["diagnose", str(item["path"]), "--json", *flags], env=env,
+                                 capture_output=True, text=True)
+            walls.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            ref = subprocess.run(exe + ["diagnose", str(item["path"]), "--json", "--local", *flags], env=env,
+                                 capture_output=True, text=True)
+            alone.append(time.perf_counter() - t)
+            if out.returncode == ref.returncode == 0:
+                a, b = json.loads(out.stdout), json.loads(ref.stdout)
+                same += (a["diagnosis"]["codes"] == b["diagnosis"]["codes"]
+                         and a["diagnosis"]["narrative"] == b["diagnosis"]["narrative"])
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        srv.wait(timeout=60)
+    print(f"`ragecg serve`: process start -> ready (model, prefix state, index, signal stack): {ready_s:.2f} s")
+    print(f"`ragecg diagnose --json` answered by it, {len(walls)} records: median {med(walls):.1f} s wall "
+          f"(each: {', '.join(f'{w:.1f}' for w in walls)}); the same commands with --local: median "
+          f"{med(alone):.1f} s = {med(alone) / med(walls):.2f}x; same codes and narrative {same}/{len(walls)}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import typer
 
@@ -32,13 +32,6 @@ def _err(msg: str) -> None:
 def _settings(**overrides):
     from .settings import get_settings
     return get_settings(**overrides)
-
-
-def _resources(no_llm: bool, model: Optional[Path], llm_url: Optional[str], llm_timeout: Optional[float],
-               no_retrieval: bool = False):
-    from .pipeline import Resources
-    settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
-    return Resources(settings=settings, use_llm=not no_llm, use_retrieval=not no_retrieval)
 
 
 def _expand_records(paths: list[Path]) -> list[Path]:
@@ -122,36 +115,73 @@ def diagnose(
     model: Optional[Path] = typer.Option(None, "--model", help="A GGUF model file (default: the embedded SmolLM2)."),
     llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080"),
     llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds before falling back to criteria."),
+    local: bool = typer.Option(False, "--local", help="Work in this process even when `ragecg serve` is running."),
 ) -> None:
-    """Diagnose ECG records: codes with confidence and a cited clinical-style report."""
-    from .pipeline import diagnose_ecg
-    from .record import read_record
+    """Diagnose ECG records: codes with confidence and a cited clinical-style report.
 
+    With `ragecg serve` running (same settings and code), the records are diagnosed there: no
+    imports, model loading or prefix decoding in this process (`--local` or RAGECG_USE_SERVER=never
+    to always work here)."""
     fmt = "json" if json_out else _check_choice("--format", fmt, FORMATS)
     paper = _check_choice("--paper", paper, ("a4", "letter"))
     read_opts = _read_options(sampling_rate, leads, units)
     if out is not None:
         check_writable_folder(out)          # before any work: exit 2, one line
-    resources = _resources(no_llm, model, llm_url, llm_timeout, no_retrieval)
     paths = _expand_records(records)
+    job = DiagnoseJob(paths=[str(p.resolve()) for p in paths], fmt=fmt, out=str(out.resolve()) if out else None,
+                      paper=paper, read_opts=read_opts, no_llm=no_llm, no_retrieval=no_retrieval)
+    settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
+    if not local and settings.use_server == "auto":
+        from .serve import diagnose_on_server
+        rc = diagnose_on_server(settings, job)
+        if rc is not None:
+            raise typer.Exit(rc)
+    from .pipeline import Resources
+    resources = Resources(settings=settings, use_llm=not no_llm, use_retrieval=not no_retrieval)
+    resources.start_loading()               # model and index load while the first record is read and measured
+    rc = run_diagnose_job(job, resources, lambda text: print(text), _err)
+    if rc:
+        raise typer.Exit(rc)
+
+
+class DiagnoseJob(NamedTuple):
+    """What `diagnose` was asked to do, in plain values (sent as JSON to `ragecg serve`)."""
+    paths: list[str]
+    fmt: str
+    out: Optional[str]
+    paper: str
+    read_opts: dict
+    no_llm: bool
+    no_retrieval: bool
+
+
+def run_diagnose_job(job: DiagnoseJob, resources, emit_out, emit_err) -> int:
+    """Diagnose the job's records with `resources`; results through `emit_out`, one-line errors
+    through `emit_err`; returns the exit code. One record's error is raised (its own exit code);
+    with several, failed records are reported and skipped (summary.csv lists them with --out)."""
+    from .pipeline import diagnose_ecg
+    from .record import read_record
+
+    paths = [Path(p) for p in job.paths]
+    out = Path(job.out) if job.out else None
     many = len(paths) > 1
     failures: list[tuple[str, str, int]] = []
     summary = []
     for path in paths:
         try:
-            ecg = read_record(path, **read_opts)
+            ecg = read_record(path, **job.read_opts)
             report = diagnose_ecg(ecg, resources)
         except RagecgError as exc:
             if not many:
                 raise
-            _err(str(exc))
+            emit_err(str(exc))
             failures.append((path.name, str(exc), exc.exit_code))
             continue
         if out is not None:
             target = out / (Path(report.source).stem if many else "")
-            write_report_files(report, target, ecg, paper)
-        if fmt in ("json", "fhir") or out is None or not many:
-            print(render_output(report, fmt, ecg, compact=many))
+            write_report_files(report, target, ecg, job.paper)
+        if job.fmt in ("json", "fhir") or out is None or not many:
+            emit_out(render_output(report, job.fmt, ecg, compact=many))
         summary.append({"record": path.name, "codes": " ".join(c.code for c in report.diagnosis.codes),
                         "heart_rate_bpm": report.measurements.heart_rate_bpm, "mode": report.diagnosis.mode,
                         "quality": report.quality.verdict})
@@ -165,8 +195,9 @@ def diagnose(
             for name, msg, _ in failures:
                 w.writerow({"record": name, "status": "failed", "error": msg})
     if failures:
-        _err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
-        raise typer.Exit(EXIT_PARTIAL if summary else failures[0][2])
+        emit_err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
+        return EXIT_PARTIAL if summary else failures[0][2]
+    return 0
 
 
 def check_writable_folder(folder: Path) -> None:
@@ -318,6 +349,38 @@ def version(json_out: bool = typer.Option(False, "--json")) -> None:
     else:
         for k, v in info.items():
             print(f"{k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}")
+
+
+@app.command()
+def serve(
+    socket_path: Optional[Path] = typer.Option(None, "--socket", help="Unix socket to listen on "
+                                               "(default: HOME/run/ragecg.sock; RAGECG_SERVER_SOCKET)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="A GGUF model file (default: the embedded SmolLM2)."),
+    llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080"),
+    llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds before falling back to criteria."),
+) -> None:
+    """Keep the pipeline loaded (model, prefix, index, signal stack) and diagnose for `ragecg diagnose`
+    commands with the same settings, over an owner-only Unix socket. Stop with Ctrl-C or SIGTERM."""
+    import signal
+    import time
+
+    from .pipeline import Resources
+    from .serve import Server, warm_up
+    t = time.perf_counter()
+    settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout, server_socket=socket_path)
+    resources = Resources(settings=settings)
+    resources.start_loading()
+    server = Server(settings, resources)
+    server.bind()                           # before loading: a second server fails at once
+    signal.signal(signal.SIGTERM, lambda *_: server.stop())
+    try:
+        warm_up(resources)
+        _err(f"serving on {server.socket_path} (ready in {time.perf_counter() - t:.1f} s; Ctrl-C stops)")
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
 
 
 @app.command()

@@ -22,11 +22,14 @@ import json
 import math
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .knowledge import Condition, KnowledgeDoc, Rule
-from .measure import Measurements
+
+if TYPE_CHECKING:     # annotations only: importing the LLM's prompt needs no signal stack (SciPy)
+    from .measure import Measurements
 
 FIRE_THRESHOLD = 0.5
 

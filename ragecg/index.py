@@ -33,7 +33,8 @@ import numpy as np
 from . import __version__
 from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,
                        scan_inputs, sha256_file, slug)
-from .embed import embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256
+from .embed import (embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256,
+                    prepare_query_encoder)
 from .errors import IndexError_, InputError
 from .retrieve import Passage
 from .settings import Settings
@@ -228,14 +229,22 @@ class KnowledgeIndex:
                        text=c["text"][i], source=c["source"][i], similarity=round(float(similarity), 6),
                        title=self._titles.get(c["doc_id"][i], ""))
 
-    def _query_vectors(self, queries: list[str]) -> np.ndarray:
+    def _query_model_dir(self) -> Path:
+        """The embedding model's folder, checked to be the one this index was built with."""
         if self._settings is None:
             from .settings import get_settings
             self._settings = get_settings()
         model_dir = self._model_dir or embedding_model_dir(self._settings)
         if embedding_model_sha256(model_dir, self._settings) != self.embedding_model_sha256:
             raise IndexError_(f"index {self.index_hash} was built with another embedding model; {REBUILD_HINT}")
-        return embed_queries(model_dir, queries, self._settings)
+        return model_dir
+
+    def _query_vectors(self, queries: list[str]) -> np.ndarray:
+        return embed_queries(self._query_model_dir(), queries, self._settings)
+
+    def warm_up(self) -> None:
+        """Load the query encoder now rather than at the first query (pipeline.Resources.start_loading)."""
+        prepare_query_encoder(self._query_model_dir(), self._settings)
 
     def search_many(self, queries: list[str], k: int,
                     doc_ids: list[list[str] | None] | None = None) -> list[list[Passage]]:

@@ -27,6 +27,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -137,21 +138,79 @@ def verified_model_file(settings: Settings) -> tuple[Path, str, str]:
 
 # --------------------------------------------------------------------------- llama.cpp
 
+def _own_runnable_threads() -> int:
+    """This process's threads the kernel counts as runnable now (at least 1: the caller)."""
+    n = 0
+    try:
+        for stat in Path("/proc/self/task").glob("*/stat"):
+            try:
+                if stat.read_text().rsplit(")", 1)[1].split()[0] == "R":
+                    n += 1
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        pass
+    return max(1, n)
+
+
+def _runnable_now() -> int:
+    """Runnable tasks of other processes now (/proc/loadavg's count less this process's own)."""
+    time.sleep(0.002)
+    with open("/proc/loadavg") as fh:
+        return int(fh.read().split()[3].split("/")[0]) - _own_runnable_threads()
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def _build_uses_amx() -> bool:
+    """Whether this llama.cpp build was compiled with Intel AMX kernels (a native build on a
+    Sapphire Rapids or later Xeon)."""
+    import llama_cpp
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def _weights_not_repacked():
+    """Load models with llama_model_params.use_extra_bufts off: weights stay in the plain CPU
+    buffer instead of being repacked for the AMX (or another extra) buffer type. llama.cpp's AMX
+    path crashes (SIGSEGV in the first decode after the repack) on some AMX machines, including this
+    project's (Q4_1 SmolLM2; llama.cpp issue #20824, closed without a fix; dspy PR #10079 removed
+    the AMX variant for the same crash). llama-cpp-python's `Llama()` has no parameter for it, so
+    its default-params factory is swapped for the duration of the load (under a lock)."""
+    import llama_cpp.llama as llama_module
+    lib = llama_module.llama_cpp
+    default_params = lib.llama_model_default_params
+
+    def params():
+        p = default_params()
+        p.use_extra_bufts = False
+        return p
+
+    with _LOAD_LOCK:
+        lib.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = default_params
+
+
 def _default_threads() -> int:
     """The logical CPUs not busy with other work, at least 1: all of them on an idle machine, fewer
     when other processes are running now. More threads than free cores is far worse than fewer:
     llama.cpp's threads meet at a barrier every layer, and one descheduled thread stalls them all (on
     this project's 2 shared cores, decoding ran at 0.8 token/s with 2 threads against 18 with 1 under
     load; on the idle machine 2 threads decode the prompt 2x faster than 1; bench/llm.py). "Now" is
-    the kernel's count of runnable tasks (/proc/loadavg, this process excluded), not the 1-minute load
-    average, which still counts work that has just ended. `--threads` / RAGECG_LLM_THREADS override."""
+    the kernel's count of runnable tasks (/proc/loadavg, the least of three looks a few ms apart,
+    this process's own threads excluded: a thread loading the model while the main thread measures
+    is not "other work"), not the 1-minute load average, which still counts work that has just
+    ended. Decided again for every call (the load changes); `--threads` / RAGECG_LLM_THREADS fix it."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
     try:
-        with open("/proc/loadavg") as fh:
-            busy = int(fh.read().split()[3].split("/")[0]) - 1
+        busy = min(_runnable_now() for _ in range(3))     # a task that runs for a moment is not load
     except (OSError, ValueError, IndexError):
         try:
             busy = int(round(max(0.0, os.getloadavg()[0] - 1.0)))
@@ -175,6 +234,7 @@ class LlamaCppBackend:
         self.model_sha256 = model_sha256
         self.path = Path(path)
         self.seed = seed
+        self.fixed_threads = n_threads          # None: decided per call from the load (_default_threads)
         self.n_threads = n_threads or _default_threads()
         self.cache_prefix = cache_prefix
         self.state_dir = Path(state_dir) if state_dir else None   # prefix KV states kept across processes
@@ -183,8 +243,9 @@ class LlamaCppBackend:
         self._grammars: dict[str, str] = {}
         self._prefix: list[int] = []          # tokens of the static prefix now in the KV cache
         try:
-            self._llm = Llama(str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
-                              n_threads_batch=self.n_threads, seed=seed, verbose=False)
+            with _weights_not_repacked() if _build_uses_amx() else nullcontext():
+                self._llm = Llama(str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
+                                  n_threads_batch=self.n_threads, seed=seed, verbose=False)
         except Exception as e:  # llama.cpp raises ValueError on a corrupt or unsupported file
             raise ModelError(f"llama.cpp could not load the model ({type(e).__name__})", path=self.path.name) from None
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -225,6 +286,34 @@ class LlamaCppBackend:
                 raise LLMCallError(f"JSON schema not convertible to a grammar ({e})") from None
             self._grammars[key] = g
         return g
+
+    def _set_threads(self) -> None:
+        """Per call, unless fixed: the thread count the load allows now (llama_set_n_threads)."""
+        if self.fixed_threads:
+            return
+        n = _default_threads()
+        if n != self.n_threads:
+            import llama_cpp
+            llama_cpp.llama_set_n_threads(self._llm._ctx.ctx, n, n)
+            self.n_threads = n
+
+    def prepare(self, system: str) -> None:
+        """Put the static prefix of `system` in the KV cache now (from its saved state, or decoded
+        and saved), so that the first record only decodes its own part. Run by
+        `pipeline.Resources.start_loading` in a thread while the record is read and measured."""
+        if not self.cache_prefix:
+            return
+        with self._lock:
+            prefix, _ = self._split_prompt(system, "")
+            if self._prefix == prefix and self._llm.n_tokens >= len(prefix):
+                return
+            self._llm.reset()
+            self._prefix = []
+            if not self._restore_prefix_state(prefix):
+                self._set_threads()
+                self._eval_until(prefix, float("inf"))
+                self._save_prefix_state(prefix)
+            self._prefix = list(prefix)
 
     def _eval_until(self, tokens: list[int], deadline: float) -> None:
         """Decode tokens in chunks of PROMPT_CHUNK, checking the deadline between chunks."""
@@ -333,6 +422,7 @@ class LlamaCppBackend:
             if n_prompt + max_tokens > self.n_ctx:
                 raise LLMCallError(f"prompt of {n_prompt} tokens + {max_tokens} to generate exceeds "
                                    f"the context of {self.n_ctx}")
+            self._set_threads()
             try:
                 cached = self._load_prompt(prefix, rest, t0 + timeout_s)
                 dec = SchemaDecoder(self._llm, grammar_text=self._grammar_text, deadline=t0 + timeout_s,

@@ -6,7 +6,8 @@ that one record and 21,799 records run the same code without reloading anything 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
@@ -28,6 +29,48 @@ class Resources:
     _docs: list[KnowledgeDoc] | None = None
     _index: object | None = None
     _backend: object | None = None
+    _loading: Future | None = None
+
+    def start_loading(self) -> None:
+        """Load the LLM (model, static prefix's KV state) and the index in a background thread, so
+        that a one-off `ragecg diagnose` overlaps them with importing, reading and measuring (the
+        loading is mostly C code that releases the GIL; bench/llm.py --cold). Errors surface where
+        the resource is first used, as without it."""
+        if self._loading is None and (self.use_llm or self.use_retrieval):
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragecg-load")
+            self._loading = pool.submit(self._load_all)
+            pool.shutdown(wait=False)
+
+    def variant(self, *, use_llm: bool, use_retrieval: bool) -> "Resources":
+        """The same loaded resources with other switches (`ragecg serve`: --no-llm per request)."""
+        self.wait_loaded()
+        self.docs                               # loaded once here, shared by every variant
+        return replace(self, use_llm=use_llm, use_retrieval=use_retrieval)
+
+    def _load_all(self) -> None:
+        if self.use_llm:
+            from .prompt import system_prompt
+            backend = self._load_backend()
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare(system_prompt())
+        if self.use_retrieval:
+            from .index import ensure_index
+            self._index = ensure_index(self.settings)
+            warm = getattr(self._index, "warm_up", None)
+            if warm is not None:
+                warm()
+
+    def _load_backend(self):
+        from .llm import load_backend
+        self._backend = load_backend(self.settings)
+        return self._backend
+
+    def wait_loaded(self) -> None:
+        """Wait for the background loading; its error (e.g. a corrupt model) is raised here once."""
+        if self._loading is not None:
+            loading, self._loading = self._loading, None
+            loading.result()
 
     @property
     def docs(self) -> list[KnowledgeDoc]:
@@ -37,6 +80,7 @@ class Resources:
 
     @property
     def index(self):
+        self.wait_loaded()
         if self._index is None:
             from .index import ensure_index
             self._index = ensure_index(self.settings)
@@ -44,9 +88,9 @@ class Resources:
 
     @property
     def backend(self):
+        self.wait_loaded()
         if self._backend is None:
-            from .llm import load_backend
-            self._backend = load_backend(self.settings)
+            self._load_backend()
         return self._backend
 
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from .criteria import FIRE_THRESHOLD, CodeCandidate, Candidates
-from .measure import Measurements
-from .quality import Quality
 from .retrieve import Evidence, Passage
+
+if TYPE_CHECKING:     # annotations only: importing the LLM's prompt needs no signal stack (SciPy)
+    from .measure import Measurements
+    from .quality import Quality
 
 LLM_ADJUSTMENT = 0.15          # the most the LLM can move a criteria score (compose.combine_scores)
 OFFER_FLOOR = FIRE_THRESHOLD - LLM_ADJUSTMENT

@@ -12,11 +12,15 @@ round-robin in line order, passages of documents not yet represented first, with
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field
 
 from .criteria import Candidates, CodeCandidate, ConditionResult
-from .measure import Measurements
 from .record import STANDARD_LEADS
+
+if TYPE_CHECKING:     # annotations only: importing the LLM's prompt needs no signal stack (SciPy)
+    from .measure import Measurements
 
 QUERY_CANDIDATES = 5          # candidate codes (best first, distinct documents) that get a query line each
 CORE_KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qtc_bazett_ms", "qrs_axis_deg",

