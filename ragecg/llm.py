@@ -171,28 +171,42 @@ def _build_uses_amx() -> bool:
 
 
 @contextmanager
-def _weights_not_repacked():
-    """Load models with llama_model_params.use_extra_bufts off: weights stay in the plain CPU
-    buffer instead of being repacked for the AMX (or another extra) buffer type. llama.cpp's AMX
-    path crashes (SIGSEGV in the first decode after the repack) on some AMX machines, including this
-    project's (Q4_1 SmolLM2; llama.cpp issue #20824, closed without a fix; dspy PR #10079 removed
-    the AMX variant for the same crash). llama-cpp-python's `Llama()` has no parameter for it, so
-    its default-params factory is swapped for the duration of the load (under a lock)."""
+def _loading_llama(*, repack: bool):
+    """Patches to llama-cpp-python for the duration of one `Llama()` construction, under a lock:
+
+    * Quiet loading without touching the process's output. Its `verbose=False` silences loading by
+      pointing file descriptors 1 and 2 at /dev/null and swapping sys.stdout/sys.stderr, which is
+      process-wide: while the model loaded in its background thread (pipeline.Resources.
+      start_loading), the main thread's output was lost (`ragecg diagnose missing.hea` exited 3
+      with no message). Here that redirection is a no-op; loading stays quiet through llama.cpp's
+      log callback, which llama-cpp-python's logger passes on at ERROR level only.
+    * `repack=False`: llama_model_params.use_extra_bufts off, so weights stay in the plain CPU
+      buffer instead of being repacked for the AMX (or another extra) buffer type. llama.cpp's AMX
+      path crashes (SIGSEGV in the first decode after the repack) on some AMX machines, including
+      this project's (Q4_1 SmolLM2; llama.cpp issue #20824, closed without a fix; dspy PR #10079
+      removed the AMX variant for the same crash). `Llama()` has no parameter for it, so its
+      default-params factory is swapped."""
+    import llama_cpp._internals as internals
     import llama_cpp.llama as llama_module
     lib = llama_module.llama_cpp
-    default_params = lib.llama_model_default_params
+    saved = (llama_module.suppress_stdout_stderr, internals.suppress_stdout_stderr, lib.llama_model_default_params)
+
+    def no_redirect(disable: bool = True):
+        return nullcontext()
 
     def params():
-        p = default_params()
+        p = saved[2]()
         p.use_extra_bufts = False
         return p
 
     with _LOAD_LOCK:
-        lib.llama_model_default_params = params
+        llama_module.suppress_stdout_stderr = internals.suppress_stdout_stderr = no_redirect
+        if not repack:
+            lib.llama_model_default_params = params
         try:
             yield
         finally:
-            lib.llama_model_default_params = default_params
+            llama_module.suppress_stdout_stderr, internals.suppress_stdout_stderr, lib.llama_model_default_params = saved
 
 
 def _default_threads() -> int:
@@ -243,7 +257,7 @@ class LlamaCppBackend:
         self._grammars: dict[str, str] = {}
         self._prefix: list[int] = []          # tokens of the static prefix now in the KV cache
         try:
-            with _weights_not_repacked() if _build_uses_amx() else nullcontext():
+            with _loading_llama(repack=not _build_uses_amx()):
                 self._llm = Llama(str(self.path), n_ctx=n_ctx, n_threads=self.n_threads,
                                   n_threads_batch=self.n_threads, seed=seed, verbose=False)
         except Exception as e:  # llama.cpp raises ValueError on a corrupt or unsupported file

@@ -117,6 +117,18 @@ def test_bad_files_one_line_error(data_dir, tmp_path, kind, code, needle):
     assert res.stdout == ""
 
 
+@pytest.mark.parametrize("kind", ["missing", "truncated"])
+def test_bad_file_error_is_printed_while_the_model_loads(data_dir, tmp_path, kind):
+    """With the LLM on, the model loads in a background thread while the record is read: the
+    record's one-line error must still reach stderr (llama-cpp-python's quiet loading used to point
+    fd 2 at /dev/null, process-wide) and the process must exit with its code."""
+    res = run_cli("diagnose", str(_bad(tmp_path, data_dir, kind)), "--local")
+    assert res.returncode == 3, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("ragecg: ") and "Traceback" not in res.stderr
+    assert res.stdout == ""
+
+
 def test_fewer_than_twelve_leads(data_dir, tmp_path):
     path = _write_modified(data_dir, tmp_path, lambda s: s[:, :6])
     res = run_cli("diagnose", str(path), "--no-llm")

@@ -169,11 +169,45 @@ def test_weights_are_loaded_unrepacked_while_the_model_loads_only():
     model loads with use_extra_bufts off, and the library's default is back afterwards."""
     import llama_cpp.llama_cpp as lib
 
-    from ragecg.llm import _weights_not_repacked
+    from ragecg.llm import _loading_llama
     assert lib.llama_model_default_params().use_extra_bufts
-    with _weights_not_repacked():
+    with _loading_llama(repack=False):
         assert not lib.llama_model_default_params().use_extra_bufts
+    with _loading_llama(repack=True):
+        assert lib.llama_model_default_params().use_extra_bufts
     assert lib.llama_model_default_params().use_extra_bufts
+
+
+def test_output_of_other_threads_survives_loading_the_model(tmp_path):
+    """The model loads in a background thread while the record is read: every line the main
+    thread writes meanwhile (an error about the record) must reach stdout/stderr, and loading
+    itself prints nothing (llama-cpp-python's verbose=False used to point fds 1 and 2 at /dev/null
+    process-wide while loading)."""
+    code = """
+import sys, threading, time
+from ragecg.llm import LlamaCppBackend, verified_model_file
+from ragecg.settings import get_settings
+done = threading.Event()
+def load():
+    path, model_id, sha = verified_model_file(get_settings())
+    for _ in range(3):
+        LlamaCppBackend(path, model_id=model_id, model_sha256=sha, n_ctx=512)
+    done.set()
+t = threading.Thread(target=load); t.start()
+n = 0
+while not done.is_set():
+    print(f"out {n}", flush=True); print(f"err {n}", file=sys.stderr, flush=True); n += 1
+    time.sleep(0.001)
+t.join()
+print(f"total {n}", file=sys.stderr, flush=True)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    err = out.stderr.splitlines()
+    n = int(err[-1].split()[1])
+    assert n > 10                                               # the loads overlapped the writing
+    assert out.stdout.splitlines() == [f"out {i}" for i in range(n)]
+    assert err[:-1] == [f"err {i}" for i in range(n)]         # nothing lost, nothing from llama.cpp
 
 
 def test_timeout_raises(backend):
