@@ -319,15 +319,27 @@ class LlamaCppBackend:
             return
         with self._lock:
             prefix, _ = self._split_prompt(system, "")
-            if self._prefix == prefix and self._llm.n_tokens >= len(prefix):
-                return
-            self._llm.reset()
-            self._prefix = []
-            if not self._restore_prefix_state(prefix):
+            if not self._holds_prefix(prefix):
                 self._set_threads()
-                self._eval_until(prefix, float("inf"))
-                self._save_prefix_state(prefix)
-            self._prefix = list(prefix)
+                self._fill_prefix(prefix, float("inf"))
+
+    def _holds_prefix(self, prefix: list[int]) -> bool:
+        """Whether the KV cache starts with exactly `prefix`."""
+        n = len(prefix)
+        return (self._prefix == prefix and self._llm.n_tokens >= n
+                and self._llm.input_ids[:n].tolist() == prefix)
+
+    def _fill_prefix(self, prefix: list[int], deadline: float) -> bool:
+        """Empty the context and put `prefix` in it: from its saved state (True) or decoded and
+        saved for the next process (False)."""
+        self._llm.reset()
+        self._prefix = []
+        restored = self._restore_prefix_state(prefix)
+        if not restored:
+            self._eval_until(prefix, deadline)
+            self._save_prefix_state(prefix)
+        self._prefix = list(prefix)
+        return restored
 
     def _eval_until(self, tokens: list[int], deadline: float) -> None:
         """Decode tokens in chunks of PROMPT_CHUNK, checking the deadline between chunks."""
@@ -401,25 +413,16 @@ class LlamaCppBackend:
         reused from the KV cache. With `cache_prefix`, the prefix is decoded on its own (the first
         time) and the record's part after it, the same batch layout every call, so output does not
         depend on what ran before."""
-        llm = self._llm
         n = len(prefix)
-        cached = 0
-        if (self.cache_prefix and self._prefix == prefix and llm.n_tokens >= n
-                and llm.input_ids[:n].tolist() == prefix):
-            llm.n_tokens = n              # eval() drops the KV cells past n first
+        if self.cache_prefix and self._holds_prefix(prefix):
+            self._llm.n_tokens = n            # eval() drops the KV cells past n first
             cached = n
+        elif self.cache_prefix:
+            cached = n if self._fill_prefix(prefix, deadline) else 0
         else:
-            llm.reset()
+            self._llm.reset()
             self._prefix = []
-            if self.cache_prefix:
-                if self._restore_prefix_state(prefix):
-                    cached = n
-                else:
-                    self._eval_until(prefix, deadline)
-                    self._save_prefix_state(prefix)
-                self._prefix = list(prefix)
-            else:
-                rest = prefix + rest
+            cached, rest = 0, prefix + rest
         self._eval_until(rest, deadline)
         return cached
 
