@@ -369,9 +369,9 @@ def serve(
     t = time.perf_counter()
     settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout, server_socket=socket_path)
     resources = Resources(settings=settings)
-    resources.start_loading()
     server = Server(settings, resources)
     server.bind()                           # before loading: a second server fails at once
+    resources.start_loading()
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     try:
         warm_up(resources)

@@ -8,10 +8,10 @@ no other user and no network can reach it. Protocol, JSON lines:
     client -> {"op": "diagnose", "fingerprint": F, "job": {cli.DiagnoseJob fields}}
     server -> {"out": text} / {"err": text} ...  then  {"exit": code}
            or {"mismatch": true} when F is not the server's fingerprint (the client then works alone)
-    client -> {"op": "ping"}   server -> {"fingerprint": F, "pid": P}
 
-F hashes the settings and the package's code files, so a server started with another model, other
-settings or older code is never used: the output is the one the command would print on its own.
+F hashes the settings, the package's code files and the knowledge files, so a server started with
+another model, other settings, older code or older guidelines is never used: the output is the one
+the command would print on its own.
 The server runs the same `cli.run_diagnose_job` as a local command, one job at a time, and logs
 no record names or findings (only counts and durations).
 """
@@ -141,9 +141,7 @@ class Server:
             request = next(_lines(conn), None)
             if not isinstance(request, dict):
                 return
-            if request.get("op") == "ping":
-                _send(conn, {"fingerprint": self.fingerprint, "pid": os.getpid()})
-            elif request.get("op") == "diagnose":
+            if request.get("op") == "diagnose":
                 if request.get("fingerprint") != self.fingerprint:
                     _send(conn, {"mismatch": True})
                     return
