@@ -4,7 +4,7 @@
     python bench/evaluate.py --records 300 --workers 4
 
 The same fixed sample of PTB-XL fold-9 (validation) records at 100 Hz (numpy default_rng(seed)
-choice, sorted) is run through `ragecg.eval.runner.iter_rows` once with one worker (in this
+choice, sorted) is run through `ragecg.app.eval.runner.iter_rows` once with one worker (in this
 process) and once with a process pool, one after the other, criteria only, no retrieval
 (criteria-only codes and scores do not depend on the retrieved passages). Wall time includes
 building `Resources` and, for the pool, starting the processes (what a user sees); "steady" is the
@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragecg.eval.labels import load_database  # noqa: E402
-from ragecg.eval.runner import iter_rows, select_ptbxl_items  # noqa: E402
+from ragecg.app.eval.labels import load_database  # noqa: E402
+from ragecg.app.eval.runner import iter_rows, select_ptbxl_items  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 KEYS = ("record_id", "status", "error", "codes", "scores")

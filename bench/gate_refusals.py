@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragecg.quality import checked_signal  # noqa: E402
-from ragecg.record import read_record  # noqa: E402
+from ragecg.signal.quality import checked_signal  # noqa: E402
+from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 NOISE_COLUMNS = ("baseline_drift", "static_noise", "burst_noise", "electrodes_problems")

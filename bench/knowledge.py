@@ -34,13 +34,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragecg import embed  # noqa: E402
-from ragecg import index as ix  # noqa: E402
+from ragecg.knowledge import embed  # noqa: E402
+from ragecg.knowledge import index as ix  # noqa: E402
 from ragecg.digest import _SHA_MEMO  # noqa: E402
-from ragecg.criteria import _scale_for, evaluate_criteria, scp_codes  # noqa: E402
-from ragecg.knowledge import Condition, load_documents  # noqa: E402
-from ragecg.measure import LeadMeasurements, Measurements  # noqa: E402
-from ragecg.retrieve import retrieve_evidence  # noqa: E402
+from ragecg.criteria.evaluate import _scale_for, evaluate_criteria  # noqa: E402
+from ragecg.values import scp_codes  # noqa: E402
+from ragecg.knowledge.documents import load_documents  # noqa: E402
+from ragecg.values import Condition  # noqa: E402
+from ragecg.values import LeadMeasurements, Measurements  # noqa: E402
+from ragecg.retrieve.query import retrieve_evidence  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 K = 5

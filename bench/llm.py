@@ -31,13 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragecg.prompt import build_prompt, offered_candidates  # noqa: E402
-from ragecg.criteria import Candidates  # noqa: E402
-from ragecg.eval.labels import load_database, load_statements, record_labels, task_definition  # noqa: E402
-from ragecg.eval.runner import select_ptbxl_items  # noqa: E402
-from ragecg.llm import LlamaCppBackend, load_backend  # noqa: E402
+from ragecg.compose.prompt import build_prompt, offered_candidates  # noqa: E402
+from ragecg.values import Candidates  # noqa: E402
+from ragecg.app.eval.labels import load_database, load_statements, record_labels, task_definition  # noqa: E402
+from ragecg.app.eval.runner import select_ptbxl_items  # noqa: E402
+from ragecg.llm.backends import LlamaCppBackend, load_backend  # noqa: E402
 from ragecg.pipeline import Resources, diagnose  # noqa: E402
-from ragecg.record import read_record  # noqa: E402
+from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 
@@ -194,7 +194,7 @@ def cold_starts(items: list[dict], args) -> None:
     for _ in range(3):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", "from ragecg.llm import load_backend; from ragecg.settings import "
-                        "get_settings; from ragecg.prompt import system_prompt; b = load_backend(get_settings()); "
+                        "get_settings; from ragecg.compose.prompt import system_prompt; b = load_backend(get_settings()); "
                         "p, _ = b._split_prompt(system_prompt(), 'x'); b._restore_prefix_state(p) or b._llm.eval(p)"],
                        check=True)
         ready.append(time.perf_counter() - t)

@@ -43,8 +43,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.measure import analyse_ecg  # noqa: E402
-from ragecg.record import STANDARD_LEADS, ecg_from_leads, read_record  # noqa: E402
+from ragecg.signal.measure import analyse_ecg  # noqa: E402
+from ragecg.reading.leads import ecg_from_leads  # noqa: E402
+from ragecg.values import STANDARD_LEADS  # noqa: E402
+from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 LEAD_EXT = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")

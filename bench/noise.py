@@ -44,9 +44,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ludb import reference_beats, reference_values  # noqa: E402  (bench/ludb.py)
 
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.measure import measure_ecg  # noqa: E402
-from ragecg.quality import checked_signal  # noqa: E402
-from ragecg.record import Ecg, read_record  # noqa: E402
+from ragecg.signal.measure import measure_ecg  # noqa: E402
+from ragecg.signal.quality import checked_signal  # noqa: E402
+from ragecg.reading.record import read_record  # noqa: E402
+from ragecg.values import Ecg  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms")

@@ -26,11 +26,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ragecg.criteria import evaluate_criteria  # noqa: E402
+from ragecg.criteria.evaluate import evaluate_criteria  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.knowledge import load_documents  # noqa: E402
-from ragecg.measure import measure_ecg  # noqa: E402
-from ragecg.record import read_record  # noqa: E402
+from ragecg.knowledge.documents import load_documents  # noqa: E402
+from ragecg.signal.measure import measure_ecg  # noqa: E402
+from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 CODES = ("PVC", "PAC", "SVARR", "BIGU", "TRIGU", "SARRH", "AFLT", "ABQRS", "SEHYP", "DIG", "PRC(S)")

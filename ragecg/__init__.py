@@ -1,29 +1,21 @@
-"""ragecg: training-free 12-lead ECG interpretation (measurements, cited criteria, retrieval, local LLM)."""
-import sys
-import types
+"""ragecg: training-free 12-lead ECG interpretation (measurements, cited criteria, retrieval, local LLM).
 
-__version__ = "0.1.0"
+`ragecg.diagnose(path_or_ecg)` and `ragecg.measure(path_or_ecg)` are the Python API (`ragecg.pipeline`);
+importing the package alone imports nothing else, so the command line starts fast.
+"""
+from .version import __version__
 
 
 def diagnose(*args, **kwargs):
-    from .pipeline import diagnose as _diagnose
+    """`ragecg.pipeline.diagnose`: a record path or an `Ecg` -> `Report`."""
+    from .pipeline import diagnose as _diagnose   # the package stays light: the pipeline loads on first use
     return _diagnose(*args, **kwargs)
 
 
 def measure(*args, **kwargs):
+    """`ragecg.pipeline.measure`: a record path or an `Ecg` -> (`Measurements`, `Quality`)."""
     from .pipeline import measure as _measure
     return _measure(*args, **kwargs)
 
 
-class _Package(types.ModuleType):
-    """Importing the submodule `ragecg.measure` makes Python set the package attribute `measure` to that
-    module, which would hide the API function `ragecg.measure()`; the functions keep their names here
-    (the submodule stays importable: `from ragecg.measure import ...`)."""
-
-    def __setattr__(self, name, value):
-        if name in ("diagnose", "measure") and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
+__all__ = ["__version__", "diagnose", "measure"]

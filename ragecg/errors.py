@@ -42,5 +42,13 @@ class ModelError(RagecgError):
     exit_code = EXIT_MODEL
 
 
+class LLMTimeoutError(ModelError):
+    """The model did not answer within the time limit."""
+
+
+class LLMCallError(ModelError):
+    """The model or server failed to answer (HTTP error, refused connection, decode failure)."""
+
+
 class IndexError_(ModelError):
     """The knowledge index is missing or corrupt (rebuild with `ragecg knowledge build`)."""

@@ -1,4 +1,5 @@
-"""The single-record pipeline: record -> quality -> measure -> criteria -> retrieve -> compose -> report.
+"""The single-record pipeline, composing the stages in one direction: read -> signal (quality, measure,
+checks) -> criteria (evaluate, withhold) -> retrieve -> compose -> `Report`.
 
 `Resources` holds what is loaded once per process (knowledge documents, index, LLM backend) so
 that one record and 21,799 records run the same code without reloading anything per record.
@@ -10,15 +11,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import __version__
-from .criteria import evaluate_criteria
-from .errors import UnusableSignalError
-from .knowledge import KnowledgeDoc, knowledge_hash, load_criteria_documents
-from .measure import measure_ecg
-from .quality import checked_signal, with_measurement_checks, withhold_unreliable_codes
-from .record import Ecg, read_record
-from .report import Report, VersionInfo
-from .settings import Settings, get_settings
+from ragecg.compose import compose_diagnosis, system_prompt
+from ragecg.criteria import evaluate_criteria, withhold_unreliable_codes
+from ragecg.errors import UnusableSignalError
+from ragecg.knowledge import knowledge_hash, load_criteria_documents
+from ragecg.knowledge.index import ensure_index
+from ragecg.llm import load_backend
+from ragecg.reading import read_record
+from ragecg.retrieve import retrieve_evidence
+from ragecg.settings import Settings, get_settings
+from ragecg.signal import checked_signal, measure_ecg, with_measurement_checks
+from ragecg.values import Ecg, Evidence, KnowledgeDoc, Report, VersionInfo
+from ragecg.version import __version__
 
 
 @dataclass
@@ -49,20 +53,14 @@ class Resources:
 
     def _load_all(self) -> None:
         if self.use_llm:
-            from .prompt import system_prompt
             backend = self._load_backend()
-            prepare = getattr(backend, "prepare", None)
-            if prepare is not None:
-                prepare(system_prompt())
+            if backend.caches_prefix:
+                backend.prepare(system_prompt())
         if self.use_retrieval:
-            from .index import ensure_index
             self._index = ensure_index(self.settings)
-            warm = getattr(self._index, "warm_up", None)
-            if warm is not None:
-                warm()
+            self._index.warm_up()
 
     def _load_backend(self):
-        from .llm import load_backend
         self._backend = load_backend(self.settings)
         return self._backend
 
@@ -82,7 +80,6 @@ class Resources:
     def index(self):
         self.wait_loaded()
         if self._index is None:
-            from .index import ensure_index
             self._index = ensure_index(self.settings)
         return self._index
 
@@ -96,9 +93,6 @@ class Resources:
 
 def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
     """Diagnose one `Ecg`. Raises UnusableSignalError when the quality gate refuses the record."""
-    from .compose import compose_diagnosis
-    from .retrieve import Evidence, retrieve_evidence
-
     timings: dict[str, float] = {}
     t = time.perf_counter()
     ecg, quality = checked_signal(ecg)          # mains interference removed where the gate finds it

@@ -1,6 +1,8 @@
-"""All settings in one place. Environment prefix RAGECG_; CLI flags override."""
+"""All settings in one place. Environment prefix RAGECG_; CLI flags override. No other module reads or
+changes the environment."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Literal
@@ -47,6 +49,8 @@ class Settings(BaseSettings):
     model_sha256: str | None = Field(default=None, description="expected sha256 of --model (checked when set)")
     llm_url: str | None = Field(default=None, description="OpenAI-compatible server base URL")
     llm_api_key: str | None = None
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY",
+                                       description="used when RAGECG_LLM_API_KEY is not set")
     llm_model_name: str = "default"
     llm_timeout_s: float = 60.0
     llm_n_ctx: int = 4096
@@ -98,3 +102,16 @@ class Settings(BaseSettings):
 
 def get_settings(**overrides) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def debug_enabled() -> bool:
+    """RAGECG_DEBUG=1: show tracebacks of internal errors (read without building `Settings`, which may be
+    what failed)."""
+    return os.environ.get("RAGECG_DEBUG") == "1"
+
+
+def set_offline_environment() -> None:
+    """Before anything imports huggingface_hub / transformers: never try the network."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README): install if needed, then the CI suite (slow benchmarks excluded).
+# The test command (README): install if needed, the lint and import rules, then the CI suite (slow
+# benchmarks excluded).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/ragecg ] || [ pyproject.toml -nt .venv/.installed ]; then
@@ -8,6 +9,9 @@ if [ ! -x .venv/bin/ragecg ] || [ pyproject.toml -nt .venv/.installed ]; then
 fi
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# The layering rules (docs/architecture.md): lint, then the import contracts (one direction, no cycles).
+ruff check --quiet ragecg tests
+lint-imports --no-cache
 set +e
 python -m pytest -m "not slow" -q "$@"
 rc=$?

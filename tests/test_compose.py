@@ -8,15 +8,17 @@ import json
 import jsonschema
 import pytest
 
-from ragecg.compose import CAUTION, combine_scores, compose_diagnosis, ungrounded_numbers
-from ragecg.prompt import LLM_ADJUSTMENT, OFFER_FLOOR, SECTIONS, build_prompt, offered_candidates, output_schema
-from ragecg.criteria import evaluate_criteria
-from ragecg.knowledge import parse_markdown_doc
-from ragecg.llm import FakeBackend, LLMCallError, embedded_model_path, load_backend
-from ragecg.measure import LeadMeasurements, Measurements
-from ragecg.quality import LeadQuality, Quality
-from ragecg.record import STANDARD_LEADS
-from ragecg.retrieve import Evidence, Passage
+from ragecg.compose.diagnosis import CAUTION, combine_scores, compose_diagnosis, ungrounded_numbers
+from ragecg.compose.prompt import LLM_ADJUSTMENT, OFFER_FLOOR, SECTIONS, build_prompt, offered_candidates, output_schema
+from ragecg.criteria.evaluate import evaluate_criteria
+from ragecg.knowledge.documents import parse_markdown_doc
+from ragecg.errors import LLMCallError
+from fake_llm import FakeBackend
+from ragecg.llm.backends import embedded_model_path, load_backend
+from ragecg.values import LeadMeasurements, Measurements
+from ragecg.values import LeadQuality, Quality
+from ragecg.values import STANDARD_LEADS
+from ragecg.values import Evidence, Passage
 from ragecg.settings import get_settings
 
 DOC = """---

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragecg import embed
+from ragecg.knowledge import embed
 from ragecg.settings import get_settings
 
 QUERIES = ["Complete left bundle branch block: prolonged QRS duration 148 ms, R peak time in V6 72 ms",
@@ -108,7 +108,7 @@ def test_only_mean_pooled_normalised_models_are_exported(tmp_path):
 def test_diagnose_with_retrieval_does_not_import_torch(data_dir, model_dir, tmp_path):
     """Once the encoder is exported, a new process retrieves passages without torch or
     sentence-transformers (the ~9 s import that dominated a cold `ragecg diagnose`)."""
-    from ragecg.index import ensure_index
+    from ragecg.knowledge.index import ensure_index
     settings = get_settings()
     ensure_index(settings)                          # built here (building needs torch), loaded there
     assert embed.prepare_query_encoder(model_dir, settings)

@@ -19,11 +19,11 @@ import pytest
 from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
 
 from ragecg.errors import UsageError
-from ragecg.eval import labels as L
-from ragecg.eval.metrics import bootstrap_indices, bootstrap_weights, evaluate_arrays, weighted_auc
-from ragecg.eval.runner import (PREDICTIONS, read_predictions, run_items, select_ptbxl_items)
-from ragecg.eval.scoring import compare_runs, evaluate_systems, task_arrays
-from ragecg.eval.twelvesl import load_12sl_statements, load_mapping, twelvesl_scp_codes
+from ragecg.app.eval import labels as L
+from ragecg.app.eval.metrics import bootstrap_indices, bootstrap_weights, evaluate_arrays, weighted_auc
+from ragecg.app.eval.runner import PREDICTIONS, read_predictions, run_items, select_ptbxl_items
+from ragecg.app.eval.scoring import compare_runs, evaluate_systems, task_arrays
+from ragecg.app.eval.twelvesl import load_12sl_statements, load_mapping, twelvesl_scp_codes
 
 REPO = Path(__file__).resolve().parents[1]
 ROW_KEYS = ("record_id", "ecg_id", "fold", "status", "error", "codes", "scores", "criteria_scores")
@@ -121,7 +121,7 @@ def test_bad_ptbxl_dir_is_input_error(tmp_path):
 
 # ------------------------------------------------------------------ 12SL
 def test_twelvesl_mapping_table(data_dir):
-    from ragecg.criteria import scp_codes
+    from ragecg.values import scp_codes
     mapping = load_mapping()
     known_scp = set(scp_codes())
     assert all(c in known_scp for codes in mapping.values() for c in codes)
@@ -208,7 +208,7 @@ def test_resume_after_sigkill_loses_nothing(ptbxl, fold9_ids, tmp_path, resource
     assert sorted(map(_strip, rows), key=lambda r: r["ecg_id"]) == sorted(map(_strip, ref.rows), key=lambda r: r["ecg_id"])
     labels_of = {str(int(k)): v for k, v in ptbxl["db"]["scp_codes"].items()}
     tasks = [L.task_definition(t, ptbxl["statements"]) for t in ("superdiagnostic", "rhythm")]
-    from ragecg.eval.twelvesl import twelvesl_rows
+    from ragecg.app.eval.twelvesl import twelvesl_rows
     stm = load_12sl_statements(ptbxl["dir"].parent / "ptbxl_plus")
     base = {str(k): v for k, v in twelvesl_rows(stm, ids, list(ptbxl["statements"].index)).items()}
     expected, _ = evaluate_systems(ref.rows, labels_of, tasks, twelvesl=base, n_boot=50)
@@ -243,7 +243,7 @@ def test_corrupt_and_absent_records_are_reported(ptbxl, fold9_ids, tmp_path):
 
 
 def test_cli_input_and_usage_errors(tmp_path):
-    from ragecg.eval.cli import _parse_folds, _parse_tasks
+    from ragecg.app.eval.cli import _parse_folds, _parse_tasks
     res = _cli("--ptbxl", tmp_path / "nope")
     assert res.returncode == 3 and "PTB-XL folder does not exist" in res.stderr
     assert _cli("--sampling-rate", "250").returncode == 2
@@ -331,7 +331,7 @@ def test_compare_runs_paired_difference(ptbxl):
 def test_challenge_folder_labels_and_run(ptbxl, fold9_ids, tmp_path, resources):
     import wfdb
 
-    from ragecg.eval.challenge import challenge_items, challenge_task
+    from ragecg.app.eval.challenge import challenge_items, challenge_task
     folder = tmp_path / "challenge" / "g1"
     folder.mkdir(parents=True)
     dx = {"A0001": "426783006,164889003", "A0002": "59118001,39732003", "A0003": "6374002"}

@@ -14,11 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragecg.fhir import EKG_STUDY, LOINC, OBSERVATIONS, SCP_ECG, SNOMED, report_to_fhir, scp_to_snomed, validate_bundle
-from ragecg.pdf import report_to_pdf
+from ragecg.render.fhir import EKG_STUDY, LOINC, OBSERVATIONS, SCP_ECG, SNOMED, report_to_fhir, scp_to_snomed, validate_bundle
+from ragecg.render.pdf import report_to_pdf
 from ragecg.pipeline import Resources, diagnose_ecg
-from ragecg.record import STANDARD_LEADS, read_record
-from ragecg.report import DISCLAIMER, device_comparison, render
+from ragecg.values import STANDARD_LEADS
+from ragecg.reading.record import read_record
+from ragecg.render import render
+from ragecg.render.text import device_comparison
+from ragecg.values import DISCLAIMER
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from ragecg.errors import InputError
-from ragecg.formats import detect_and_read, detect_format
-from ragecg.formats.arrays import read_csv, read_npy, write_csv
-from ragecg.formats.dicom import write_dicom
-from ragecg.formats.edf import write_edf
-from ragecg.record import STANDARD_LEADS, read_record
+from ragecg.reading.formats import detect_and_read, detect_format
+from ragecg.reading.formats.arrays import read_csv, read_npy, write_csv
+from ragecg.reading.formats.dicom import write_dicom
+from ragecg.reading.formats.edf import write_edf
+from ragecg.values import STANDARD_LEADS
+from ragecg.reading.record import read_record
 
 # file -> (format, sampling rate Hz, duration s, largest |II - I - III| in mV allowed) — from formats/SOURCES.md.
 # The Einthoven tolerance is the file's own quantisation (1-2 LSB), or 0 where the readers derive III.

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ragecg import index as ix
-from ragecg.embed import DEFAULT_MODEL_NAME
+from ragecg.knowledge import index as ix
+from ragecg.knowledge.embed import DEFAULT_MODEL_NAME
 from ragecg.errors import EXIT_MODEL, IndexError_, InputError
-from ragecg.knowledge import load_documents
+from ragecg.knowledge.documents import load_documents
 from ragecg.settings import get_settings
 
 CLBBB = """---

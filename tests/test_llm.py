@@ -15,8 +15,9 @@ import jsonschema
 import pytest
 
 from ragecg.errors import EXIT_MODEL, ModelError
-from ragecg.llm import (EMBEDDED_SHA256, FakeBackend, LlamaCppBackend, LLMTimeoutError, OpenAIServerBackend,
-                        embedded_model_path, file_sha256, list_backends, load_backend, verified_model_file)
+from ragecg.errors import LLMTimeoutError
+from fake_llm import FakeBackend
+from ragecg.llm.backends import EMBEDDED_SHA256, LlamaCppBackend, OpenAIServerBackend, embedded_model_path, file_sha256, list_backends, load_backend, verified_model_file
 from ragecg.settings import get_settings
 
 SCHEMA = {"type": "object",
@@ -114,7 +115,7 @@ def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backe
     decode calls than answer tokens; the answer validates against the constrained schema (offered
     codes only, cited keys from the enum, at most MAX_LLM_SENTENCES sentences); an open schema
     (the generic one, codes as a free map) is decoded under its whole grammar and validates too."""
-    from ragecg.prompt import MAX_LLM_SENTENCES, output_schema, system_prompt
+    from ragecg.compose.prompt import MAX_LLM_SENTENCES, output_schema, system_prompt
     user = ("MEASUREMENTS:\nheart_rate_bpm = 48 bpm\np_present = true\nqrs_duration_ms = 92 ms\n"
             "Signal quality: good.\n\nCANDIDATES (code: description | criteria score | conditions: key value "
             "operator threshold, yes/no):\n- SBRAD: sinus bradycardia | 0.74 met | p_present true == true yes; "
@@ -169,7 +170,7 @@ def test_weights_are_loaded_unrepacked_while_the_model_loads_only():
     model loads with use_extra_bufts off, and the library's default is back afterwards."""
     import llama_cpp.llama_cpp as lib
 
-    from ragecg.llm import _loading_llama
+    from ragecg.llm.backends import _loading_llama
     assert lib.llama_model_default_params().use_extra_bufts
     with _loading_llama(repack=False):
         assert not lib.llama_model_default_params().use_extra_bufts
@@ -185,7 +186,7 @@ def test_output_of_other_threads_survives_loading_the_model(tmp_path):
     process-wide while loading)."""
     code = """
 import sys, threading, time
-from ragecg.llm import LlamaCppBackend, verified_model_file
+from ragecg.llm.backends import LlamaCppBackend, verified_model_file
 from ragecg.settings import get_settings
 done = threading.Event()
 def load():

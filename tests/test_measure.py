@@ -13,8 +13,12 @@ import pytest
 from scipy import signal as sps
 
 from ragecg.errors import UnusableSignalError
-from ragecg.measure import GLOBAL_KEYS, Measurements, measure_ecg
-from ragecg.record import STANDARD_LEADS, ecg_from_leads, read_record
+from ragecg.signal.measure import measure_ecg
+from ragecg.values import GLOBAL_KEYS
+from ragecg.values import Measurements
+from ragecg.reading.leads import ecg_from_leads
+from ragecg.values import STANDARD_LEADS
+from ragecg.reading.record import read_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from ludb import reference_beats, reference_values  # noqa: E402
@@ -196,8 +200,8 @@ def test_mitdb_100_premature_beats_match_the_annotated_beat_types(data_dir):
     supraventricular premature, the one 'V' ventricular, normal beats not premature."""
     import wfdb
 
-    from ragecg.beats import build_beats
-    from ragecg.rhythm import classify_beats
+    from ragecg.signal.beats import build_beats
+    from ragecg.signal.rhythm import classify_beats
 
     rec = wfdb.rdrecord(str(data_dir / "mitdb" / "100"))
     ann = wfdb.rdann(str(data_dir / "mitdb" / "100"), "atr")
@@ -258,7 +262,7 @@ def test_flutter_records_have_an_organised_atrial_rate_in_the_flutter_range(data
 
 
 def test_premature_flags_follow_gradual_change_and_catch_early_beats():
-    from ragecg.rhythm import longest_cycle_run, nn_intervals, premature_flags
+    from ragecg.signal.rhythm import longest_cycle_run, nn_intervals, premature_flags
 
     sinus_arrhythmia = np.array([1.0, 0.95, 0.88, 0.80, 0.74, 0.78, 0.86, 0.95, 1.02, 1.0])
     assert not premature_flags(sinus_arrhythmia).any()
@@ -276,7 +280,7 @@ def test_premature_flags_follow_gradual_change_and_catch_early_beats():
 
 
 def test_qrs_notch_count_counts_extra_maxima_only():
-    from ragecg.measure import qrs_notch_count
+    from ragecg.signal.measure import qrs_notch_count
 
     t = np.linspace(0, 0.1, 51)                              # 100 ms QRS at 500 Hz
 

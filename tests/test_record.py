@@ -9,7 +9,9 @@ import pytest
 import wfdb
 
 from ragecg.errors import InputError
-from ragecg.record import STANDARD_LEADS, read_record, standard_lead_name
+from ragecg.reading.leads import standard_lead_name
+from ragecg.values import STANDARD_LEADS
+from ragecg.reading.record import read_record
 
 
 def _copy_record(src: Path, dst_dir: Path) -> Path:

@@ -6,11 +6,12 @@ import re
 
 import pytest
 
-from ragecg import index as ix
-from ragecg.criteria import evaluate_criteria
-from ragecg.knowledge import load_documents
-from ragecg.measure import LeadMeasurements, Measurements
-from ragecg.retrieve import build_query, describe_measure, describe_value, retrieve_evidence
+from ragecg.knowledge import index as ix
+from ragecg.criteria.evaluate import evaluate_criteria
+from ragecg.knowledge.documents import load_documents
+from ragecg.values import LeadMeasurements, Measurements
+from ragecg.retrieve.query import build_query, retrieve_evidence
+from ragecg.values import describe_measure, describe_value
 from ragecg.settings import get_settings
 
 from test_index import _kb  # tests/ is on sys.path (pytest rootdir-relative import)

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from ragecg.cli import DiagnoseJob, run_diagnose_job
+from ragecg.app.client import DiagnoseJob
+from ragecg.app.jobs import run_diagnose_job
 from ragecg.errors import UsageError
 from ragecg.pipeline import Resources
-from ragecg.serve import Server, diagnose_on_server, fingerprint
+from ragecg.app.client import diagnose_on_server, fingerprint
+from ragecg.app.serve import Server
 from ragecg.settings import get_settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -37,7 +37,7 @@ def run_batch(jobs: list[list[str]], env_extra: dict | None = None, timeout: int
 
 
 def _run_jobs(jobs: list[list[str]]) -> list[dict]:
-    from ragecg.cli import main
+    from ragecg.app.cli import main
 
     out = []
     for args in jobs:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from ragecg.errors import UnusableSignalError
-from ragecg.measure import measure_ecg
-from ragecg.quality import assess_quality
-from ragecg.record import STANDARD_LEADS, ecg_from_leads
+from ragecg.signal.measure import measure_ecg
+from ragecg.signal.quality import assess_quality
+from ragecg.reading.leads import ecg_from_leads
+from ragecg.values import STANDARD_LEADS
 
 from .clirun import run_cli
 from .conftest import DIAGNOSE_OK_FAST, run_diagnose_json, shown_name
@@ -175,10 +176,11 @@ def test_lead_reversal_withholds_limb_lead_codes(data_dir):
     """LUDB 58 with the arm electrodes swapped: the reversal is flagged, every code that fired only on limb-lead
     or frontal-axis criteria is withheld (and named in the report), and no code left standing reads a limb
     lead; the unmodified record is untouched."""
-    from ragecg.criteria import evaluate_criteria
+    from ragecg.criteria.evaluate import evaluate_criteria
     from ragecg.pipeline import Resources, diagnose_ecg
-    from ragecg.quality import LIMB_LEAD_MEASURES, LIMB_LEADS
-    from ragecg.report import render
+    from ragecg.criteria.withhold import LIMB_LEAD_MEASURES
+    from ragecg.values import LIMB_LEADS
+    from ragecg.render import render
     from ragecg.settings import get_settings
 
     from .corpus import la_ra_swap

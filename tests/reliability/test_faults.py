@@ -69,7 +69,7 @@ def test_evaluate_unwritable_run_dir_is_refused_before_work(ptbxl_dir, tmp_path,
 def test_evaluate_refuses_a_disk_too_full_before_writing(tmp_path, monkeypatch):
     """A full disk is checked before the run starts (free space against the rows still to write)."""
     from ragecg.errors import InputError
-    from ragecg.eval import runner
+    from ragecg.app.eval import runner
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(runner.shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 1000, 1000))
@@ -84,7 +84,7 @@ def test_evaluate_refuses_a_disk_too_full_before_writing(tmp_path, monkeypatch):
 def test_corrupt_index_through_the_cli_is_exit_5_with_the_fix(data_dir, session_home, tmp_path, cli_env):
     """A truncated FAISS file in the active index: `ragecg diagnose` stops with exit 5 and one line naming
     the fix; criteria-only runs (--no-retrieval) do not need the index and still work."""
-    from ragecg import index as ix
+    from ragecg.knowledge import index as ix
     from ragecg.settings import get_settings
 
     built = ix.ensure_index(get_settings(home=session_home))        # the session's index (built once)
@@ -165,7 +165,7 @@ def test_misbehaving_llm_server_falls_back_to_criteria(mode, status, llm_server,
     """Through the real pipeline and the real HTTP backend: the documented fallback (criteria-only report,
     the same codes as --no-llm, the failure recorded in diagnosis.llm), never an invented code."""
     from ragecg.pipeline import Resources, diagnose_ecg
-    from ragecg.record import read_record
+    from ragecg.reading.record import read_record
     from ragecg.settings import get_settings
 
     llm_server.mode = mode
@@ -199,7 +199,7 @@ def test_evaluate_killed_at_random_points_loses_and_duplicates_nothing(ptbxl_dir
     import subprocess
     import sys
 
-    from ragecg.eval.runner import PREDICTIONS, read_predictions
+    from ragecg.app.eval.runner import PREDICTIONS, read_predictions
 
     from .clirun import REPO
 

@@ -70,7 +70,7 @@ def test_no_unsafe_deserialisation_in_the_package():
 
 
 def test_typer_shows_no_locals():
-    from ragecg import cli
+    from ragecg.app import cli
     apps = [v for v in vars(cli).values() if v.__class__.__name__ == "Typer"]
     assert len(apps) >= 2
     for a in apps:
@@ -176,9 +176,10 @@ def test_header_instructions_change_nothing_without_llm(injected_pair, cli_env):
 def test_header_instructions_never_reach_the_llm(injected_pair):
     """Through the LLM path (scripted backend): the prompt for the record with instructions in its header
     is identical to the prompt without them, so no model can be steered by them."""
-    from ragecg.llm import FakeBackend
+    from fake_llm import FakeBackend
+
     from ragecg.pipeline import Resources, diagnose_ecg
-    from ragecg.record import read_record
+    from ragecg.reading.record import read_record
     from ragecg.settings import get_settings
 
     prompts, reports = [], []

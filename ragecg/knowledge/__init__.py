@@ -1,0 +1,7 @@
+"""Knowledge stage: the curated documents (parsing, validation, coverage), their chunks, the embedding
+model and the FAISS index built from them."""
+from .documents import (coverage_table, knowledge_hash, load_criteria_documents, load_documents, parse_markdown_doc,
+                        uncovered_codes, validate_directories, validate_document, validate_documents)
+
+__all__ = ["coverage_table", "knowledge_hash", "load_criteria_documents", "load_documents", "parse_markdown_doc",
+           "uncovered_codes", "validate_directories", "validate_document", "validate_documents"]

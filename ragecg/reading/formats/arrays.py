@@ -1,0 +1,147 @@
+"""Plain arrays: CSV/TSV text and NumPy `.npy`. They cannot say the sampling rate, units or (for .npy)
+the lead names, so the caller gives them: `sampling_rate_hz` (required unless a CSV has a time column),
+`leads` (CSV: the header row; .npy: required unless the array has exactly 12 channels, which are then
+taken in the standard order I, II, III, aVR, aVL, aVF, V1-V6) and `units` (default mV).
+
+`.npy` is loaded with `allow_pickle=False`: object arrays (which need pickle) are refused.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ragecg.errors import InputError
+from ragecg.reading.leads import MAX_DURATION_S, standard_lead_name
+from ragecg.values import STANDARD_LEADS, Ecg
+from ._common import build_ecg, check_size
+
+_TIME_COLUMNS = {"time": 1.0, "t": 1.0, "time_s": 1.0, "seconds": 1.0, "sec": 1.0, "s": 1.0, "time_ms": 1e-3,
+                 "ms": 1e-3}
+_INDEX_COLUMNS = {"sample", "samples", "index", "idx", "n", ""}
+
+
+def _need_rate(name: str, what: str) -> InputError:
+    return InputError(f"{what} does not record the sampling rate; give it (--sampling-rate HZ, or "
+                      "sampling_rate_hz=)", path=name)
+
+
+def sniff_delimiter(text: str) -> str | None:
+    """',' ';' or tab when the first two lines split into the same number (>= 2) of fields."""
+    lines = [ln for ln in text.splitlines()[:3] if ln.strip()]
+    if len(lines) < 2:
+        return None
+    for delim in ("\t", ",", ";"):
+        counts = {ln.count(delim) for ln in lines[:2]}
+        if len(counts) == 1 and counts.pop() >= 1:
+            return delim
+    return None
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def read_csv(path: str | Path, sampling_rate_hz: float | None = None, leads: list[str] | None = None,
+             units: str = "mV") -> Ecg:
+    """Read a CSV/TSV file: one column per lead, one row per sample, a header row of lead names."""
+    import pandas as pd
+
+    path = Path(path)
+    name = path.name
+    check_size(path)
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        head = fh.read(65536)
+    delim = sniff_delimiter(head)
+    if delim is None:
+        raise InputError("not a CSV/TSV table (no consistent ',', ';' or tab separated columns)", path=name)
+    first = next(csv.reader([head.splitlines()[0]], delimiter=delim))
+    has_header = not all(_is_number(f) for f in first if f.strip())
+    if not has_header and not leads:
+        raise InputError("CSV has no header row of lead names; give the lead names (--leads I,II,... or leads=)",
+                         path=name)
+    try:
+        table = pd.read_csv(path, sep=delim, header=0 if has_header else None, encoding="utf-8-sig",
+                            dtype=np.float64, skipinitialspace=True)
+    except ValueError:
+        raise InputError("CSV holds non-numeric values below the header row", path=name) from None
+    except Exception as exc:
+        raise InputError(f"CSV cannot be parsed ({type(exc).__name__})", path=name) from None
+    columns = [str(c).strip() for c in table.columns] if has_header else []
+    if leads:
+        data_cols = [c for c in columns if re.sub(r"[\s\[\]()]", "", c).lower() not in _TIME_COLUMNS
+                     and c.lower() not in _INDEX_COLUMNS and not c.lower().startswith("unnamed")] if has_header \
+            else list(range(table.shape[1]))
+        if len(data_cols) != len(leads):
+            raise InputError(f"{len(leads)} lead names given but the table has {len(data_cols)} signal columns",
+                             path=name)
+        names = list(leads)
+    else:
+        data_cols = [c for c in columns if standard_lead_name(c)]
+        names = data_cols
+    fs = sampling_rate_hz
+    if fs is None:
+        time_col = next((c for c in columns if c.lower() in _TIME_COLUMNS), None)
+        if time_col is None:
+            raise _need_rate(name, "CSV")
+        t = table[time_col].to_numpy() * _TIME_COLUMNS[time_col.lower()]
+        step = np.diff(t)
+        if step.size == 0 or not np.all(np.isfinite(step)) or step.min() <= 0 or \
+                (step.max() - step.min()) > 0.01 * np.median(step):
+            raise InputError(f"time column {time_col!r} is not evenly spaced; give sampling_rate_hz", path=name)
+        fs = float(f"{step.size / (t[-1] - t[0]):.6g}")   # mean step over the record; 6 significant digits
+    values = table[data_cols].to_numpy(dtype=np.float64) if has_header else table.to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        raise InputError("CSV has empty or non-numeric cells in the signal columns", path=name)
+    signals = {n: values[:, i] for i, n in enumerate(names)}
+    return build_ecg(signals, fs, path, "csv", units=units)
+
+
+def write_csv(ecg: Ecg, path: str | Path) -> Path:
+    """Write an `Ecg` as CSV: a `time_s` column (so the sampling rate survives), then the 12 leads in mV
+    with 0.01 uV resolution, under a header row of names."""
+    path = Path(path)
+    t = np.arange(ecg.n_samples, dtype=np.float64) / ecg.sampling_rate_hz
+    table = np.column_stack([t, ecg.signals_mv.astype(np.float64)])
+    np.savetxt(path, table, delimiter=",", fmt=["%.9f"] + ["%.5f"] * len(STANDARD_LEADS),
+               header=",".join(("time_s",) + STANDARD_LEADS), comments="")
+    return path
+
+
+def read_npy(path: str | Path, sampling_rate_hz: float | None = None, leads: list[str] | None = None,
+             units: str = "mV") -> Ecg:
+    """Read a 2-D NumPy array (samples x leads or leads x samples) saved with `np.save`."""
+    path = Path(path)
+    name = path.name
+    check_size(path)
+    if sampling_rate_hz is None:
+        raise _need_rate(name, "a .npy array")
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError:
+        raise InputError(".npy holds Python objects (needs pickle), refused for safety", path=name) from None
+    except Exception as exc:
+        raise InputError(f".npy cannot be read ({type(exc).__name__}); truncated?", path=name) from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind not in "iuf":
+        raise InputError("a .npy ECG must be a 2-D numeric array (samples x leads)", path=name)
+    names = list(leads) if leads else list(STANDARD_LEADS)
+    if not leads and 12 not in arr.shape:
+        raise InputError(f"array has shape {arr.shape}; give the lead names (--leads or leads=) for "
+                         "anything but 12 channels", path=name)
+    if arr.shape[1] == len(names):
+        data = arr
+    elif arr.shape[0] == len(names):
+        data = arr.T
+    else:
+        raise InputError(f"array has shape {arr.shape} but {len(names)} lead names", path=name)
+    if data.shape[0] / sampling_rate_hz > MAX_DURATION_S:
+        raise InputError(f"record is {data.shape[0] / sampling_rate_hz:.0f} s long; at most 600 s is accepted",
+                         path=name)
+    data = np.asarray(data, dtype=np.float64)
+    return build_ecg({n: data[:, i] for i, n in enumerate(names)}, sampling_rate_hz, path, "npy", units=units)

@@ -1,0 +1,86 @@
+"""Lead names and the one constructor every reader ends in (`ecg_from_leads`): checks, unit conversion,
+limb-lead derivation."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ragecg.errors import InputError
+from ragecg.values import LIMB_DERIVED, STANDARD_LEADS, Ecg
+
+_ALIASES = {
+    "i": "I", "ii": "II", "iii": "III", "avr": "aVR", "avl": "aVL", "avf": "aVF",
+    "lead i": "I", "lead ii": "II", "lead iii": "III", "mli": "I", "mlii": "II", "mliii": "III",
+    "-avr": None,  # inverted aVR (Cabrera) is not accepted silently
+}
+for _n in range(1, 7):
+    _ALIASES[f"v{_n}"] = f"V{_n}"
+    _ALIASES[f"lead v{_n}"] = f"V{_n}"
+
+MIN_SAMPLING_RATE_HZ = 50.0
+MAX_SAMPLING_RATE_HZ = 20_000.0
+MIN_DURATION_S = 2.0
+MAX_DURATION_S = 600.0 + 1e-6  # 10 minutes; longer records are refused (bounded memory)
+
+
+def standard_lead_name(name: str) -> str | None:
+    """Map a lead label (PTB-XL, LUDB, Challenge, MUSE spellings; any case) to the standard name."""
+    key = re.sub(r"[\s_]+", " ", str(name).strip()).lower()
+    return _ALIASES.get(key)
+
+
+def ecg_from_leads(leads: dict[str, np.ndarray], sampling_rate_hz: float, *, source_path: str,
+                   source_format: str, units: str = "mV", **meta) -> Ecg:
+    """Build an `Ecg` from named lead arrays: checks, unit conversion, lead derivation.
+
+    Every format reader ends here, so every format gets the same checks.
+    """
+    name = Path(source_path).name
+    if not np.isfinite(sampling_rate_hz) or sampling_rate_hz < MIN_SAMPLING_RATE_HZ or sampling_rate_hz > MAX_SAMPLING_RATE_HZ:
+        raise InputError(f"sampling rate {sampling_rate_hz:g} Hz is outside {MIN_SAMPLING_RATE_HZ:g}-{MAX_SAMPLING_RATE_HZ:g} Hz",
+                         path=name)
+    mapped: dict[str, np.ndarray] = {}
+    unknown = []
+    for label, values in leads.items():
+        std = standard_lead_name(label)
+        if std is None:
+            unknown.append(str(label))
+            continue
+        if std in mapped:
+            raise InputError(f"lead {std} appears more than once", path=name)
+        mapped[std] = np.asarray(values, dtype=np.float64)
+    if not mapped:
+        raise InputError(f"no standard ECG lead names found (got {len(leads)} signals)", path=name)
+    lengths = {v.shape[0] for v in mapped.values()}
+    if len(lengths) != 1:
+        raise InputError("leads have different lengths", path=name)
+    n = lengths.pop()
+    duration = n / sampling_rate_hz
+    if duration < MIN_DURATION_S:
+        raise InputError(f"record is {duration:.2f} s long; at least {MIN_DURATION_S:g} s is needed", path=name)
+    if duration > MAX_DURATION_S:
+        raise InputError(f"record is {duration:.0f} s long; at most 600 s (10 min) is accepted — cut it first", path=name)
+
+    scale = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}.get(units.strip().lower())
+    if scale is None:
+        raise InputError(f"unknown signal unit {units!r} (expected mV, uV or V)", path=name)
+
+    derived: list[str] = []
+    if "I" in mapped and "II" in mapped and not all(ld in mapped for ld in LIMB_DERIVED):
+        lead_i, lead_ii = mapped["I"], mapped["II"]
+        with np.errstate(invalid="ignore"):   # inf - inf in a damaged sample: NaN, handled by quality
+            formulas = {"III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
+                        "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
+        for lead_name, values in formulas.items():
+            if lead_name not in mapped:
+                mapped[lead_name] = values
+                derived.append(lead_name)
+    missing = [ld for ld in STANDARD_LEADS if ld not in mapped]
+    if missing:
+        raise InputError(f"missing lead(s) {', '.join(missing)}; a 12-lead ECG is required"
+                         + (f" (unrecognised labels: {', '.join(unknown[:6])})" if unknown else ""), path=name)
+    signals = np.column_stack([mapped[ld] * scale for ld in STANDARD_LEADS]).astype(np.float32)
+    return Ecg(signals_mv=signals, sampling_rate_hz=float(sampling_rate_hz), source_path=str(source_path),
+               source_format=source_format, missing_leads=[], derived_leads=derived, **meta)

@@ -1,0 +1,501 @@
+"""Beats of a 12-lead record: filtering, multi-lead QRS detection, beat alignment, median beats.
+
+Used by `ragecg.signal.measure`. Every lead is processed at one internal rate (500 Hz): records at
+other rates are resampled first (polyphase, zero phase), so that median beats of a 100 Hz record
+are aligned with sub-sample precision and all durations use the same sample grid.
+
+Constants and their sources:
+
+* Baseline: zero-phase high-pass at 0.67 Hz (AHA/ACCF/HRS 2007, Kligfield et al., Part I:
+  0.67 Hz is acceptable for bidirectional/linear-phase filters; it does not distort the ST segment).
+* Diagnostic bandwidth: low-pass at 150 Hz (same statement, adults) where the rate allows it.
+* QRS detection band 5-25 Hz: the QRS energy band (Pan & Tompkins 1985 use 5-15 Hz; Thakor et al.
+  1984 show QRS power peaks near 10 Hz and extends to ~25 Hz); the multi-lead detection signal is
+  the root-sum-square of the band-passed usable leads (spatial magnitude, as multi-lead detectors
+  such as Laguna et al. 1994 combine leads), peaks found with NeuroKit2's gradient detector.
+* Dominant beats: a beat joins the median when its QRS (fiducial +/- 60 ms, all usable leads)
+  correlates with the provisional median QRS at r >= 0.90, the upper band of a "very strong"
+  Pearson correlation (Evans 1996); ectopic/aberrant beats therefore do not distort the median.
+* Median beat: sample-by-sample median of the aligned dominant beats (the representative-beat
+  method of GE 12SL and the Glasgow program; IEC 60601-2-25 measures on representative complexes).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+from scipy import signal as sps
+
+INTERNAL_FS = 500.0
+HIGHPASS_HZ = 0.67
+LOWPASS_HZ = 150.0
+QRS_BAND_HZ = (5.0, 25.0)
+PT_THRESHOLD_FRACTION = 0.25   # Pan & Tompkins 1985: THRESHOLD = NPK + 0.25 (SPK - NPK)
+DOMINANT_CORRELATION = 0.90
+ALIGN_MAX_SHIFT_S = 0.012      # beats re-aligned on the template by at most +/-12 ms
+QRS_TEMPLATE_HALF_S = 0.06     # +/-60 ms around the fiducial: the QRS for matching (QRS <= 120 ms typical)
+MIN_BEATS = 1
+
+
+@dataclass
+class BeatSet:
+    """Median beats of the usable leads at INTERNAL_FS and the beat-level facts behind them."""
+
+    fs: float
+    leads: list[str]                 # lead names of the rows of `median` (usable leads, standard order)
+    median: np.ndarray               # n_leads x n_window, mV, baseline-corrected, 0.67-150 Hz
+    fiducial: int                    # index of the alignment point inside the window
+    peaks: np.ndarray                # fiducial sample of every detected beat (internal rate)
+    dominant: np.ndarray             # bool per beat: used in the median
+    rr_s: np.ndarray                 # RR intervals between consecutive detected beats, s
+    beats: np.ndarray                # n_dominant x n_leads x n_window (aligned dominant beats)
+    signals: np.ndarray              # n_samples x n_leads, filtered, internal rate
+
+
+@lru_cache(maxsize=64)
+def _butter(order: int, wn: tuple[float, ...] | float, btype: str) -> np.ndarray:
+    return sps.butter(order, wn, btype=btype, output="sos")
+
+
+def _median0(a: np.ndarray) -> np.ndarray:
+    """Median over axis 0, ignoring NaN (padding outside the record)."""
+    if not np.isnan(a).any():
+        return np.median(a, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=0)
+
+
+def resample_to_internal(x: np.ndarray, fs: float) -> np.ndarray:
+    """Columns of `x` resampled from `fs` to INTERNAL_FS (polyphase FIR, zero phase)."""
+    if abs(fs - INTERNAL_FS) < 1e-9:
+        return x
+    ratio = Fraction(INTERNAL_FS / fs).limit_denominator(1000)
+    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=0)
+
+
+def filtered(x: np.ndarray, fs: float, source_fs: float) -> np.ndarray:
+    """Baseline-free (0.67 Hz) and, where the source rate allows, 150 Hz low-passed signals."""
+    nyq = fs / 2
+    hi = min(LOWPASS_HZ, 0.9 * source_fs / 2, 0.9 * nyq)
+    sos = _butter(2, (HIGHPASS_HZ / nyq, hi / nyq), "band")
+    return sps.sosfiltfilt(sos, x, axis=0)
+
+
+def detection_signal(x: np.ndarray, fs: float) -> np.ndarray:
+    """Root-sum-square over leads of the QRS band (5-25 Hz): one positive multi-lead QRS signal."""
+    nyq = fs / 2
+    sos = _butter(2, (QRS_BAND_HZ[0] / nyq, QRS_BAND_HZ[1] / nyq), "band")
+    band = sps.sosfiltfilt(sos, x, axis=0)
+    return np.sqrt(np.sum(band ** 2, axis=1))
+
+
+def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
+    """Sample indices of QRS complexes (peak of the multi-lead QRS-band magnitude)."""
+    import neurokit2 as nk
+
+    det = detection_signal(x, fs)
+    if not np.isfinite(det).all() or np.max(det) <= 0:
+        return np.array([], dtype=int)
+    peaks = np.asarray(nk.ecg_findpeaks(det, sampling_rate=int(fs), method="neurokit")["ECG_R_Peaks"], dtype=int)
+    if peaks.size == 0:
+        return peaks
+    # Refine on the magnitude maximum within +/-50 ms (the detector picks the most prominent local max).
+    half = int(0.05 * fs)
+    out = []
+    for p in peaks:
+        lo, hi = max(0, p - half), min(len(det), p + half + 1)
+        out.append(lo + int(np.argmax(det[lo:hi])))
+    peaks = np.unique(np.asarray(out, dtype=int))
+    # Pan & Tompkins (1985) threshold: a QRS rises above noise + 0.25 x (signal level - noise level);
+    # the gradient detector alone also fires on flat stretches between slow beats.
+    noise, level = float(np.median(det)), float(np.median(det[peaks]))
+    return peaks[det[peaks] >= noise + PT_THRESHOLD_FRACTION * (level - noise)]
+
+
+def _windows(x: np.ndarray, centres: np.ndarray, pre: int, post: int) -> np.ndarray:
+    """beats x leads x window, NaN outside the record."""
+    n = x.shape[0]
+    idx = centres[:, None] + np.arange(-pre, post)[None, :]
+    valid = (idx >= 0) & (idx < n)
+    out = x[np.clip(idx, 0, n - 1)]                      # beats x window x leads
+    out[~valid] = np.nan
+    return np.transpose(out, (0, 2, 1))
+
+
+def _corr_rows(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Pearson r of each beat (flattened over leads x window) with template t; NaN-safe."""
+    a = a.reshape(a.shape[0], -1)
+    t = t.reshape(-1)
+    ok = np.isfinite(a) & np.isfinite(t)[None, :]
+    r = np.full(a.shape[0], np.nan)
+    for i in range(a.shape[0]):
+        m = ok[i]
+        if m.sum() < 10:
+            continue
+        u = a[i, m] - a[i, m].mean()
+        v = t[m] - t[m].mean()
+        den = np.sqrt((u * u).sum() * (v * v).sum())
+        r[i] = (u * v).sum() / den if den > 0 else np.nan
+    return r
+
+
+def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> BeatSet | None:
+    """Median beats of the given leads (columns of `signals_mv`, source rate `fs`); None if no beat."""
+    x = np.asarray(signals_mv, dtype=np.float64)
+    x = resample_to_internal(x, fs)
+    x = filtered(x, INTERNAL_FS, fs)
+    f = INTERNAL_FS
+    peaks = detect_beats(x, f)
+    if peaks.size == 0:
+        return None
+    rr = np.diff(peaks) / f
+    rr_med = float(np.median(rr)) if rr.size else 1.0
+    # Window: enough before the fiducial for a long PR (P onset up to ~0.35 s before R) and after it
+    # for the T wave (QT up to ~0.6 s), bounded by the RR so that neighbouring beats are not included.
+    pre = int(round(min(0.45, max(0.25, 0.45 * rr_med)) * f))
+    post = int(round(min(0.75, max(0.40, 0.85 * rr_med)) * f))
+    w = _windows(x, peaks, pre, post)
+
+    # Re-align every beat on the provisional median QRS (cross-correlation, +/-12 ms).
+    half = int(QRS_TEMPLATE_HALF_S * f)
+    qwin = slice(pre - half, pre + half)
+    template = _median0(w[:, :, qwin])
+    max_shift = int(ALIGN_MAX_SHIFT_S * f)
+    shifts = np.zeros(len(peaks), dtype=int)
+    if len(peaks) >= 3:
+        tq = template - np.nanmean(template, axis=1, keepdims=True)
+        best = np.full(len(peaks), -np.inf)
+        for s in range(-max_shift, max_shift + 1):
+            seg = _windows(x, peaks + s, half, half)     # beats x leads x 2*half
+            seg = seg - np.nanmean(seg, axis=2, keepdims=True)
+            score = np.nansum(seg * tq[None], axis=(1, 2))
+            better = score > best
+            best[better] = score[better]
+            shifts[better] = s
+        peaks = peaks + shifts
+        w = _windows(x, peaks, pre, post)
+        template = _median0(w[:, :, qwin])
+    r = _corr_rows(w[:, :, qwin], template)
+    dominant = r >= DOMINANT_CORRELATION
+    if dominant.sum() < max(MIN_BEATS, min(3, len(peaks))) and len(peaks) > 0:
+        # No dominant morphology at r >= 0.90 (noisy record): keep the beats closest to the template.
+        order = np.argsort(-np.nan_to_num(r, nan=-1))
+        dominant = np.zeros(len(peaks), dtype=bool)
+        dominant[order[: max(1, len(peaks) // 2)]] = True
+    complete = ~np.isnan(w).any(axis=(1, 2))
+    if np.sum(dominant & complete) >= 3:   # beats cut by the record's ends only when needed
+        dominant &= complete
+    beats = w[dominant]
+    median = _median0(beats)
+    median = np.where(np.isfinite(median), median, 0.0)
+    return BeatSet(fs=f, leads=list(lead_names), median=median, fiducial=pre, peaks=peaks, dominant=dominant,
+                   rr_s=np.diff(peaks) / f, beats=beats, signals=x)
+
+
+# --------------------------------------------------------------------------------------------
+# Global wave boundaries on the median beats
+# --------------------------------------------------------------------------------------------
+# Rule (documented in docs/benchmarks.md): every boundary is first found in each lead's median beat
+# with the wavelet delineator of Martinez et al. (IEEE TBME 2004;51:570-581), then the global
+# boundary is the MEDIAN over the leads where it was found (at least MIN_LEADS_FOR_MEDIAN, else the
+# multi-lead spatial-slope estimate below). The median is robust to a lead that mis-delineates (a
+# low-amplitude or noisy lead) and is what the lead-by-lead annotations of LUDB agree on. The
+# spatial slope (root-sum-square of all leads' wavelet details) gives the search windows.
+SLOW_WAVE_LOWPASS_HZ = 15.0     # P and T waves (peaks, amplitudes): their energy lies below ~15 Hz (Laguna 1994)
+# Slopes: the quadratic-spline dyadic wavelet (a trous; Mallat & Zhong 1992) at the scales Martinez'
+# thresholds were defined on: 2^2 for the QRS and 2^4 for P and T at 250 Hz = levels 3 and 5 at 500 Hz.
+QRS_SCALE_LEVEL = 3
+PT_SCALE_LEVEL = 5
+# Martinez 2004: a boundary is where the slope falls below xi x the slope maximum of the wave's first
+# (onset) or last (offset) flank, or at the slope's local minimum if that comes first; the first/last
+# significant QRS slope maxima exceed gamma_pre / gamma_post x the largest one.
+QRS_ON_FRACTION = 0.05          # xi_QRSon
+QRS_OFF_FRACTION = 0.125        # xi_QRSend
+QRS_PRE_SIGNIFICANT = 0.06      # gamma_QRSpre
+QRS_POST_SIGNIFICANT = 0.09     # gamma_QRSpost
+P_ON_FRACTION = 0.5             # xi_Pon
+P_OFF_FRACTION = 0.9            # xi_Pend
+T_ON_FRACTION = 0.25            # xi_Ton
+T_OFF_FRACTION = 0.4            # xi_Tend
+MIN_WAVE_GAP_S = 0.012          # a quiet stretch shorter than 12 ms cannot separate two waves (IEC 60601-2-51
+                                # Annex GG.5: 12 ms minimum observable wave duration)
+T_FLANK_S = 0.15                # a T flank (peak to end) lasts < 150 ms (the whole T ~ 150-250 ms; Surawicz &
+                                # Knilans, Chou's Electrocardiography in Clinical Practice, 6th ed.)
+P_FLANK_S = 0.12                # a P flank lasts < 120 ms (P duration < 120 ms normal, AHA/ACCF/HRS 2009 Part V)
+MAX_PR_S = 0.40                 # P searched up to 400 ms before the QRS onset (PR > 0.40 s is rare)
+MIN_PR_S = 0.12                 # shortest normal PR (AHA/ACCF/HRS 2009 Part V): bounds the T search
+MAX_QT_S = 0.70                 # T search ends at most 700 ms after the QRS
+FLAT_T_MV = 0.10                # T below 0.1 mV is "flat" (Minnesota Code 5-3 uses 1 mm = 0.1 mV): its end
+                                # is not used when >= MIN_LEADS_FOR_MEDIAN leads have a clear T
+MIN_LEADS_FOR_MEDIAN = 3
+
+
+@dataclass
+class Boundaries:
+    """Global fiducial points (sample indices in the median-beat window) and how they were found."""
+
+    qrs_on: int
+    qrs_off: int
+    j_point: int                    # ST reference: the later of qrs_off and the all-lead slope's QRS end
+    t_on: int | None
+    t_peak: int | None
+    t_off: int | None
+    p_on: int | None
+    p_peak: int | None
+    p_off: int | None
+    notes: dict[str, str]
+    leads_used: dict[str, int]      # boundary -> number of leads whose median gave it (0: spatial slope)
+
+
+def _lowpass_rows(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
+    return sps.sosfiltfilt(_butter(2, hz / (fs / 2), "low"), m, axis=1)
+
+
+def wavelet_detail(m: np.ndarray, level: int) -> np.ndarray:
+    """Rows of `m` through the quadratic-spline dyadic wavelet at scale 2^level (a trous algorithm,
+    filters h = [1 3 3 1]/8 and g = [2 -2] with 2^(j-1) - 1 holes): a smoothed derivative."""
+    from scipy import ndimage
+
+    a = np.asarray(m, dtype=np.float64)
+    for p in range(level):
+        step = 2 ** p
+        if p == level - 1:
+            g = np.zeros(step + 1)
+            g[0], g[-1] = 2.0, -2.0
+            return ndimage.convolve1d(a, g, axis=1, mode="nearest")
+        h = np.zeros(3 * step + 1)
+        h[0] = h[-1] = 1.0 / 8
+        h[step] = h[2 * step] = 3.0 / 8
+        a = ndimage.convolve1d(a, h, axis=1, mode="nearest")
+    return a
+
+
+def _walk(v: np.ndarray, start: int, stop: int, thr: float) -> int | None:
+    """From `start` towards `stop` (exclusive, either direction): first index where v < thr or
+    where v has a local minimum (Martinez 2004 boundary rule); None if neither happens."""
+    step = 1 if stop > start else -1
+    for i in range(start + step, stop, step):
+        if v[i] < thr:
+            return i
+        j = i + step
+        if 0 <= j < len(v) and v[i] <= v[i - step] and v[i] <= v[j] and v[i] < v[start]:
+            return i
+    return None
+
+
+def _local_maxima(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    lo, hi = max(1, lo), min(len(v) - 1, hi)
+    seg = v[lo - 1:hi + 1]
+    if seg.size < 3:
+        return np.array([], dtype=int)
+    k = np.where((seg[1:-1] >= seg[:-2]) & (seg[1:-1] > seg[2:]))[0]
+    return k + lo
+
+
+def _flank_max(v: np.ndarray, lo: int, hi: int) -> int | None:
+    """Largest local maximum of v in [lo, hi) (not at the window edge); None if none."""
+    k = _local_maxima(v, lo, hi)
+    if k.size == 0:
+        return None
+    return int(k[np.argmax(v[k])])
+
+
+def qrs_bounds(v: np.ndarray, fiducial: int, fs: float) -> tuple[int | None, int | None]:
+    """QRS onset and end on one slope signal |W| (one lead, or the spatial slope of all leads).
+
+    The QRS is made of the slope maxima around the largest one that are significant (gamma) and
+    joined to it: the slope never stays below the onset level (xi_QRSon x maximum) for MIN_WAVE_GAP_S
+    in between (where it does, the QRS has not yet started - a P wave - or has already ended).
+    """
+    ms = lambda s: int(round(s * fs))  # noqa: E731
+    n = len(v)
+    lo, hi = max(1, fiducial - ms(0.12)), min(n - 1, fiducial + ms(0.12))
+    c_lo, c_hi = max(lo, fiducial - ms(0.06)), min(hi, fiducial + ms(0.06))
+    if c_hi - c_lo < 2:
+        return None, None
+    pk = c_lo + int(np.argmax(v[c_lo:c_hi]))
+    vmax = v[pk]
+    if vmax <= 0:
+        return None, None
+    floor, gap = QRS_ON_FRACTION * vmax, ms(MIN_WAVE_GAP_S)
+
+    def joined(a: int, b: int) -> bool:
+        low = np.concatenate(([False], v[a:b + 1] < floor, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(low))
+        return bool(np.all(edges[1::2] - edges[::2] < gap)) if edges.size else True
+
+    peaks = _local_maxima(v, lo, hi)
+    k_first = pk
+    for k in sorted((k for k in peaks if k < pk), reverse=True):
+        if v[k] >= QRS_PRE_SIGNIFICANT * vmax and joined(k, pk):
+            k_first = k
+    k_last = pk
+    for k in sorted(k for k in peaks if k > pk):
+        if v[k] >= QRS_POST_SIGNIFICANT * vmax and joined(pk, k):
+            k_last = k
+    on = _walk(v, k_first, max(0, fiducial - ms(0.20)), QRS_ON_FRACTION * v[k_first])
+    off = _walk(v, k_last, min(n, fiducial + ms(0.24)), QRS_OFF_FRACTION * v[k_last])
+    return on, off
+
+
+def _wave_bounds(v: np.ndarray, peak: int, lo: int, hi: int, flank: int, xi_on: float, xi_off: float
+                 ) -> tuple[int | None, int | None]:
+    """Onset/offset of a P or T wave with its peak at `peak`, searched inside [lo, hi)."""
+    on = off = None
+    k1 = _flank_max(v, max(lo, peak - flank), peak)
+    if k1 is not None:
+        on = _walk(v, k1, lo - 1, xi_on * v[k1])
+    k2 = _flank_max(v, peak, min(hi, peak + flank))
+    if k2 is not None:
+        off = _walk(v, k2, hi, xi_off * v[k2])
+    return on, off
+
+
+def _median_or(values: list[int | None], fallback: int | None) -> tuple[int | None, int]:
+    vals = [v for v in values if v is not None]
+    if len(vals) >= MIN_LEADS_FOR_MEDIAN:
+        return int(round(float(np.median(vals)))), len(vals)
+    return fallback, 0
+
+
+def _p_peak(slow: np.ndarray, lo: int, hi: int) -> tuple[int, np.ndarray]:
+    """Peak of the multi-lead P deflection in [lo, hi) and each lead's deviation from the straight
+    baseline joining the window's ends (TP level to PR level)."""
+    seg = slow[:, lo:hi]
+    w = np.linspace(0.0, 1.0, seg.shape[1])[None, :]
+    dev = seg - (seg[:, :1] * (1 - w) + seg[:, -1:] * w)
+    return lo + int(np.argmax(np.sum(dev ** 2, axis=0))), dev
+
+
+def _p_wave(slow, wpt, sv_pt, lo: int, hi: int, fs: float) -> tuple[int | None, int | None, int | None, int, int]:
+    """P onset, peak, offset (global) in [lo, hi); numbers of leads behind onset and offset."""
+    if hi - lo <= int(0.04 * fs):
+        return None, None, None, 0, 0
+    flank = int(round(P_FLANK_S * fs))
+    peak, dev = _p_peak(slow, lo, hi)
+    g_on, g_off = _wave_bounds(sv_pt, peak, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
+    ons, offs = [], []
+    for i in range(slow.shape[0]):
+        pk = lo + int(np.argmax(np.abs(dev[i])))
+        a, b = _wave_bounds(wpt[i], pk, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
+        ons.append(a)
+        offs.append(b)
+    on, n_on = _median_or(ons, g_on)
+    off, n_off = _median_or(offs, g_off)
+    if on is not None and off is not None and off <= on:
+        return None, peak, None, 0, 0
+    return on, peak, off, n_on, n_off
+
+
+def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Boundaries:
+    """QRS on/off, T on/peak/off, P on/peak/off of the median beats (rows = leads)."""
+    notes: dict[str, str] = {}
+    used: dict[str, int] = {}
+    n = m.shape[1]
+    ms = lambda s: int(round(s * fs))  # noqa: E731
+    shift = int(round(np.log2(fs / 500.0)))
+    wq = np.abs(wavelet_detail(m, QRS_SCALE_LEVEL + shift))
+    wpt = np.abs(wavelet_detail(m, PT_SCALE_LEVEL + shift))
+    sv_q = np.sqrt(np.sum(wq ** 2, axis=0))
+    sv_pt = np.sqrt(np.sum(wpt ** 2, axis=0))
+
+    # QRS
+    g_on, g_off = qrs_bounds(sv_q, fiducial, fs)
+    per_lead = [qrs_bounds(wq[i], fiducial, fs) for i in range(m.shape[0])]
+    on, used["qrs_on"] = _median_or([b[0] for b in per_lead], g_on)
+    off, used["qrs_off"] = _median_or([b[1] for b in per_lead], g_off)
+    if on is None:
+        on = max(0, fiducial - ms(0.06))
+        notes["qrs_on"] = "QRS onset not found; 60 ms before the QRS peak assumed"
+    if off is None:
+        off = min(n - 1, fiducial + ms(0.06))
+        notes["qrs_off"] = "QRS end not found; 60 ms after the QRS peak assumed"
+
+    slow = _lowpass_rows(m, fs, SLOW_WAVE_LOWPASS_HZ)
+    ref_qrs = np.mean(slow[:, max(0, on - ms(0.01)):on + 1], axis=1, keepdims=True)
+    rr = ms(rr_s)
+
+    # P (first pass): up to MAX_PR_S before the QRS onset, at most 45 % of the RR back.
+    p_hi = on - ms(0.01)
+    p_lo = max(1, on - min(ms(MAX_PR_S), int(0.45 * rr)))
+    p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+
+    # T: from J+80 ms to the next beat's P onset (this beat's P onset + RR; without a P wave, the next
+    # QRS onset minus MIN_PR_S), at most MAX_QT_S after the QRS peak.
+    t_lo = min(n - 1, off + ms(0.08))
+    nxt = (p_on + rr) if p_on is not None else (on + rr - ms(MIN_PR_S))
+    t_hi = min(n, fiducial + ms(MAX_QT_S), nxt)
+    t_on = t_peak = t_off = None
+    if t_hi - t_lo > ms(0.06):
+        dev = slow[:, t_lo:t_hi] - ref_qrs
+        t_peak = t_lo + int(np.argmax(np.sum(dev ** 2, axis=0)))
+        flank = ms(T_FLANK_S)
+        g_t_on, g_t_off = _wave_bounds(sv_pt, t_peak, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+        starts, ends, clear = [], [], []
+        for i in range(m.shape[0]):
+            k = int(np.argmax(np.abs(dev[i])))
+            a, e = _wave_bounds(wpt[i], t_lo + k, off + ms(0.04), t_hi, flank, T_ON_FRACTION, T_OFF_FRACTION)
+            starts.append(a)
+            ends.append(e)
+            clear.append(abs(dev[i, k]) >= FLAT_T_MV)
+        if sum(1 for e, c in zip(ends, clear) if c and e is not None) >= MIN_LEADS_FOR_MEDIAN:
+            ends = [e for e, c in zip(ends, clear) if c]
+            starts = [a for a, c in zip(starts, clear) if c]
+        t_off, used["t_off"] = _median_or(ends, g_t_off)
+        t_on, used["t_on"] = _median_or(starts, g_t_on)
+        if t_off is None:
+            notes["t_off"] = "T end not found before the next beat"
+    else:
+        notes["t_off"] = "no room for a T wave in the beat window"
+
+    # P (second pass) when the previous beat's T wave reaches into the P search window.
+    if t_off is not None and t_off - rr + ms(0.02) > p_lo:
+        p_lo = t_off - rr + ms(0.02)
+        p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+    j_point = max(off, g_off) if g_off is not None else off
+    return Boundaries(qrs_on=on, qrs_off=off, j_point=j_point, t_on=t_on, t_peak=t_peak, t_off=t_off,
+                      p_on=p_on, p_peak=p_peak, p_off=p_off, notes=notes, leads_used=used)
+
+
+# --------------------------------------------------------------------------------------------
+# Atrial activity: is the P wave the same in every beat
+# --------------------------------------------------------------------------------------------
+# Pearson r >= 0.80 is a "very strong" correlation by the usual convention (Evans, Straightforward
+# Statistics for the Behavioral Sciences, 1996); used here for "the same wave, beat after beat".
+P_CONSISTENCY_R = 0.80
+
+
+def _detrend_last_axis(x: np.ndarray) -> np.ndarray:
+    w = np.linspace(0.0, 1.0, x.shape[-1])
+    return x - (x[..., :1] * (1 - w) + x[..., -1:] * w)
+
+
+def p_consistency(bs: BeatSet, b: Boundaries) -> list[float]:
+    """Per dominant beat: correlation between its P segment (all leads, P peak +/- P_FLANK_S,
+    linear trend removed) and the median of the other beats' segments; [] when not computable."""
+    if b.p_peak is None or bs.beats.shape[0] < 2:
+        return []
+    win = _p_window(bs, b)
+    if win is None:
+        return []
+    lo, hi = win
+    x = np.nan_to_num(_detrend_last_axis(bs.beats[:, :, lo:hi]))
+    rs = []
+    common = np.median(x, axis=0).ravel() if x.shape[0] > 20 else None   # one beat barely moves it
+    for i in range(x.shape[0]):
+        t = common if common is not None else np.median(np.delete(x, i, axis=0), axis=0).ravel()
+        u = x[i].ravel()
+        den = np.sqrt(np.sum((u - u.mean()) ** 2) * np.sum((t - t.mean()) ** 2))
+        if den > 0:
+            rs.append(float(np.sum((u - u.mean()) * (t - t.mean())) / den))
+    return rs
+
+
+def _p_window(bs: BeatSet, b: Boundaries) -> tuple[int, int] | None:
+    flank = int(round(P_FLANK_S * bs.fs))
+    lo, hi = max(0, b.p_peak - flank), min(b.qrs_on - int(0.01 * bs.fs), b.p_peak + flank)
+    return (lo, hi) if hi - lo >= 4 else None

@@ -1,0 +1,445 @@
+"""Stage 2 — measurements from an `Ecg` (implementation: median-beat 12-lead measurement, see below)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import find_peaks
+
+from ragecg.errors import UnusableSignalError
+from ragecg.values import (FLAT_P2P_MV, LIMB_LEADS, PRECORDIAL_LEADS, STANDARD_LEADS, Ecg,
+                           LeadMeasurements, Measurements)
+
+from . import rhythm
+from .beats import P_CONSISTENCY_R, build_beats, delineate_median, p_consistency
+
+
+# --------------------------------------------------------------------------------------------
+# Measurement on median beats
+# --------------------------------------------------------------------------------------------
+
+MIN_WAVE_MV = 0.030             # IEC 60601-2-51:2003 Annex GG.5: a wave deviates >= 30 uV ...
+MIN_WAVE_S = 0.006              # ... for >= 6 ms from the reference level
+PAUSE_RR_S = 2.0                # pause: RR > 2.0 s (ragecg specification, issue 4)
+P_MIN_LEADS = 2                 # a P wave must be seen in two leads: one lead alone may be an artefact
+SNR_MIN = 1.0                   # a lead / P wave is measured when its median-beat signal exceeds the
+                                # single-beat noise (beat-to-beat residual RMS): signal > noise
+
+
+def _ms(samples: float, fs: float) -> float:
+    return float(samples) * 1000.0 / fs
+
+
+def _axis_deg(lead_i: float | None, lead_avf: float | None) -> float | None:
+    """Frontal axis from net deflections of I (0 deg) and aVF (+90 deg, hexaxial gain sqrt(3)/2)."""
+    if lead_i is None or lead_avf is None or (abs(lead_i) < 1e-6 and abs(lead_avf) < 1e-6):
+        return None
+    return round(math.degrees(math.atan2(2.0 * lead_avf / math.sqrt(3.0), lead_i)), 1)
+
+
+def _waves(y: np.ndarray, fs: float) -> list[tuple[int, int, int, float]]:
+    """Deflections of y (relative to the reference level): (start, end, peak index, peak value).
+
+    A deflection is a run of one sign between zero crossings that reaches MIN_WAVE_MV for at least
+    MIN_WAVE_S (IEC 60601-2-51 minimum wave); smaller runs are merged into the reference level.
+    """
+    sign = np.sign(y)
+    out = []
+    i = 0
+    n = len(y)
+    min_len = max(1, int(round(MIN_WAVE_S * fs)))
+    while i < n:
+        s = sign[i]
+        j = i
+        while j < n and sign[j] == s:
+            j += 1
+        if s != 0:
+            seg = y[i:j]
+            k = int(np.argmax(np.abs(seg)))
+            if abs(seg[k]) >= MIN_WAVE_MV and np.sum(np.abs(seg) >= MIN_WAVE_MV) >= min_len:
+                out.append((i, j, i + k, float(seg[k])))
+        i = j
+    return out
+
+
+def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
+    """Q, R, R', S, S' amplitudes, Q duration, R peak time from the QRS of one median beat."""
+    waves = _waves(y, fs)
+    pos = [w for w in waves if w[3] > 0]
+    r = r2 = q = s = s2 = None
+    if pos:
+        r = pos[0]
+        r2 = pos[1] if len(pos) > 1 else None
+        q = next((w for w in waves if w[3] < 0 and w[1] <= r[0]), None)
+        s = next((w for w in waves if w[3] < 0 and w[0] >= r[1] and (r2 is None or w[1] <= r2[0])), None)
+        if r2 is not None:
+            s2 = next((w for w in waves if w[3] < 0 and w[0] >= r2[1]), None)
+    neg = [w for w in waves if w[3] < 0]
+    if r is None:  # QS complex: the single negative deflection counts as Q and as S
+        lm.r_amplitude_mv = 0.0
+        lm.r_duration_ms = 0.0
+        if neg:
+            deepest = min(neg, key=lambda w: w[3])
+            q = s = deepest
+    else:
+        lm.r_amplitude_mv = round(r[3], 3)
+        lm.r_duration_ms = round(_ms(r[1] - r[0], fs), 1)
+        lm.r_prime_amplitude_mv = round(r2[3], 3) if r2 else None
+    lm.q_amplitude_mv = round(q[3], 3) if q else 0.0
+    lm.q_duration_ms = round(_ms(q[1] - q[0], fs), 1) if q else 0.0
+    lm.s_amplitude_mv = round(s[3], 3) if s else 0.0
+    lm.s_prime_amplitude_mv = round(s2[3], 3) if s2 else None
+    last_r = r2 or r
+    lm.r_peak_time_ms = round(_ms(last_r[2], fs), 1) if last_r else None
+    lm.qrs_net_mv = round(float(np.max(y) + np.min(y)), 3)
+    lm.qrs_notch_count = qrs_notch_count(y, has_r=r is not None)
+
+
+def qrs_notch_count(y: np.ndarray, has_r: bool) -> int:
+    """Local maxima inside the QRS beyond the R peak: an R' or a notch of R or of the S/QS nadir.
+
+    Fragmented QRS (Das MK et al., Circulation 2006;113:2495-2501): an additional R wave (R'),
+    notching of the R wave or of the nadir of the S wave, or more than one R'. A maximum counts when
+    it rises at least MIN_WAVE_MV (IEC 60601-2-51 minimum wave, 30 uV) above the dips on both sides.
+    """
+    if y.size < 3:
+        return 0
+    peaks, _ = find_peaks(y, prominence=MIN_WAVE_MV)
+    return max(0, int(peaks.size) - (1 if has_r else 0))
+
+
+def measure_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> Measurements:
+    """Global and per-lead measurements on median beats of the usable leads.
+
+    Never raises for an odd but valid signal: values that cannot be measured are None with a
+    reason in ``not_measurable``. Raises UnusableSignalError only when no beat is found at all.
+    """
+    return analyse_ecg(ecg, usable_leads).measurements
+
+
+@dataclass
+class BeatAnalysis:
+    """Measurements plus the beats and median-beat boundaries behind them (for plots and benchmarks)."""
+
+    measurements: Measurements
+    beats: object | None = None        # ragecg.signal.beats.BeatSet
+    boundaries: object | None = None   # ragecg.signal.beats.Boundaries (indices in the median-beat window)
+
+    def boundary_samples(self, name: str) -> np.ndarray:
+        """Sample positions (at the record's rate) of a median-beat boundary repeated on every dominant beat."""
+        bs, b = self.beats, self.boundaries
+        idx = None if b is None else getattr(b, name)
+        if bs is None or idx is None:
+            return np.array([], dtype=float)
+        fiducials = bs.peaks[bs.dominant]
+        return (fiducials + (idx - bs.fiducial)) * self.measurements.sampling_rate_hz / bs.fs
+
+
+def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis:
+    """`measure_ecg` with its beats and boundaries."""
+    fs = float(ecg.sampling_rate_hz)
+    out = Measurements(sampling_rate_hz=fs, duration_s=round(ecg.duration_s, 3))
+    wanted = [ld for ld in STANDARD_LEADS if usable_leads is None or ld in set(usable_leads)]
+    not_measurable = out.not_measurable
+    for ld in STANDARD_LEADS:
+        if ld not in wanted:
+            not_measurable[f"lead[{ld}]"] = "lead not usable (quality)"
+    cols, leads = [], []
+    for ld in wanted:
+        x = np.asarray(ecg.lead(ld), dtype=np.float64)
+        finite = np.isfinite(x)
+        if finite.mean() < 0.9:
+            not_measurable[f"lead[{ld}]"] = "more than 10% of samples missing"
+            continue
+        if not finite.all():
+            idx = np.arange(len(x))
+            x = np.interp(idx, idx[finite], x[finite])
+        if np.ptp(x) < FLAT_P2P_MV:
+            not_measurable[f"lead[{ld}]"] = f"flat lead (peak-to-peak < {FLAT_P2P_MV} mV)"
+            continue
+        cols.append(x)
+        leads.append(ld)
+    name = ecg.source_path.rsplit("/", 1)[-1] if ecg.source_path else None
+    if not leads:
+        raise UnusableSignalError("no lead with a measurable signal", path=name)
+    bs = build_beats(np.column_stack(cols), fs, leads)
+    if bs is None:
+        raise UnusableSignalError("no heart beats found in any usable lead", path=name)
+    if bs.beats.shape[0] >= 1:
+        ok = consistent_leads(bs)
+        if not any(ok):
+            raise UnusableSignalError("no consistent heart beats found (no lead's QRS stands above its "
+                                      "beat-to-beat noise)", path=name)
+        if not all(ok):
+            for ld, good in zip(leads, ok):
+                if not good:
+                    not_measurable[f"lead[{ld}]"] = "QRS not above beat-to-beat noise (noise lead)"
+            keep = [i for i, good in enumerate(ok) if good]
+            leads = [leads[i] for i in keep]
+            bs = build_beats(np.column_stack([cols[i] for i in keep]), fs, leads) or bs
+    if bs.beats.shape[0] < 2:
+        for k in RHYTHM_KEYS:
+            out.not_measurable[k] = "fewer than two similar beats: rhythm not measurable"
+        out.beat_count = int(len(bs.peaks))
+        for k in MORPHOLOGY_KEYS:
+            out.not_measurable[k] = "fewer than two similar beats: no median beat"
+        return BeatAnalysis(out, bs, None)
+    _rhythm(out, bs)
+    b = _morphology(out, bs)
+    return BeatAnalysis(out, bs, b)
+
+
+RHYTHM_KEYS = ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "premature_beat_count",
+               "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms", "pause_count",
+               "atrial_dominant_rate_bpm", "atrial_organization")
+MORPHOLOGY_KEYS = ("p_waves_per_qrs", "p_present", "p_duration_ms", "pr_interval_ms", "qrs_duration_ms",
+                   "qt_interval_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
+                   "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
+                   "limb_lead_qrs_max_mv", "precordial_qrs_max_mv")
+
+
+def consistent_leads(bs) -> list[bool]:
+    """Per lead: the median-beat QRS (fiducial +/- 60 ms) has a peak-to-peak >= FLAT_P2P_MV and an RMS
+    >= SNR_MIN x the single-beat noise (a lead without a QRS, or with noise only, is not measured)."""
+    f, fs = bs.fiducial, bs.fs
+    half = int(round(0.06 * fs))
+    q = bs.median[:, f - half:f + half + 1]
+    q = q - np.mean(q, axis=1, keepdims=True)
+    qrs_rms = np.sqrt(np.mean(q ** 2, axis=1))
+    p2p = np.ptp(q, axis=1)
+    noise = _noise_per_lead(bs, 0, bs.median.shape[1])
+    return [bool(a >= FLAT_P2P_MV and (not np.isfinite(nz) or r >= SNR_MIN * nz))
+            for a, r, nz in zip(p2p, qrs_rms, noise)]
+
+
+def _rhythm(out: Measurements, bs) -> None:
+    rr = bs.rr_s
+    out.beat_count = int(len(bs.peaks))
+    out.methods["beat_count"] = f"multi-lead QRS detection over {len(bs.leads)} leads"
+    if rr.size == 0:
+        for k in RHYTHM_KEYS:
+            out.not_measurable[k] = "fewer than two beats"
+        return
+    out.rr_mean_ms = round(float(np.mean(rr)) * 1000, 1)
+    out.heart_rate_bpm = round(60.0 / float(np.mean(rr)), 1)
+    out.rr_min_ms = round(float(np.min(rr)) * 1000, 1)
+    out.rr_max_ms = round(float(np.max(rr)) * 1000, 1)
+    out.pause_count = int(np.sum(rr > PAUSE_RR_S))
+    if rr.size >= 2:
+        out.rr_sd_ms = round(float(np.std(rr, ddof=1)) * 1000, 1)
+        out.rr_cv = round(float(np.std(rr, ddof=1) / np.mean(rr)), 4)
+    else:
+        out.not_measurable["rr_sd_ms"] = out.not_measurable["rr_cv"] = "only one RR interval"
+    rr_method = f"RR intervals of all {len(bs.peaks)} detected beats (multi-lead QRS detection)"
+    for k in ("rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms"):
+        if getattr(out, k) is not None:
+            out.methods[k] = rr_method
+    out.methods["heart_rate_bpm"] = "60 / mean RR of all detected beats"
+    out.methods["pause_count"] = f"RR > {PAUSE_RR_S:g} s"
+    out.confidence["heart_rate_bpm"] = round(min(1.0, rr.size / 5), 2)
+    _premature_beats(out, bs)
+
+
+def _premature_beats(out: Measurements, bs) -> None:
+    """Premature beats, their origin, bigeminal/trigeminal runs, the NN range and the atrial activity left
+    after cancelling the QRS-T complexes (ragecg.signal.rhythm)."""
+    c = rhythm.classify_beats(bs)
+    labels = c.labels
+    out.premature_beat_count = int(c.premature.sum())
+    out.pvc_count = int(c.ventricular.sum())
+    out.pac_count = int(c.supraventricular.sum())
+    out.bigeminy_cycles = rhythm.longest_cycle_run(labels, 1)
+    out.trigeminy_cycles = rhythm.longest_cycle_run(labels, 2)
+    early = (f"RR < {rhythm.PREMATURE_RR_FRACTION:.0%} of the median of the {rhythm.NEIGHBOUR_RR} RR intervals "
+             "before and after it")
+    out.methods["premature_beat_count"] = early
+    out.methods["pvc_count"] = (f"premature ({early}) with QRS >= {rhythm.WIDE_QRS_MS:g} ms and QRS correlation "
+                                f"with the dominant beat < {rhythm.SAME_QRS_R}")
+    out.methods["pac_count"] = "premature beats not classed ventricular (supraventricular)"
+    out.methods["bigeminy_cycles"] = "longest run of normal-premature pairs (beat labels " + labels + ")"
+    out.methods["trigeminy_cycles"] = "longest run of normal-normal-premature triplets (beat labels " + labels + ")"
+    if c.nn_s.size >= rhythm.MIN_NN_INTERVALS:
+        out.nn_range_ms = round(float(np.ptp(c.nn_s)) * 1000, 1)
+        out.methods["nn_range_ms"] = f"max - min of {c.nn_s.size} NN intervals (both beats not premature)"
+    else:
+        out.not_measurable["nn_range_ms"] = f"fewer than {rhythm.MIN_NN_INTERVALS} NN intervals"
+    a = rhythm.atrial_activity(bs)
+    if a is None:
+        for k in ("atrial_dominant_rate_bpm", "atrial_organization"):
+            out.not_measurable[k] = (f"record shorter than {rhythm.MIN_ATRIAL_SIGNAL_S:g} s or none of "
+                                     f"{', '.join(rhythm.ATRIAL_LEADS)} usable")
+        return
+    how = (f"median beat subtracted at every dominant beat, {a.lead}: 3-12 Hz spectrum (Welch, "
+           f"{rhythm.ATRIAL_SEGMENT_S:g} s segments)")
+    out.atrial_organization = round(a.organization, 3)
+    out.methods["atrial_organization"] = how + "; power at the peak and its harmonic (+/-0.5 Hz) / band power"
+    if a.organization >= rhythm.DOMINANT_SHARE:
+        out.atrial_dominant_rate_bpm = round(a.rate_bpm, 1)
+        out.methods["atrial_dominant_rate_bpm"] = how + "; peak frequency x 60"
+    else:
+        out.not_measurable["atrial_dominant_rate_bpm"] = (f"no dominant atrial frequency (organisation "
+                                                          f"{a.organization:.2f} < {rhythm.DOMINANT_SHARE})")
+
+
+def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:
+    """Single-beat noise (RMS of beat minus median) per lead in window [lo, hi)."""
+    if bs.beats.shape[0] < 2:
+        return np.full(len(bs.leads), np.nan)
+    res = bs.beats[:, :, lo:hi] - bs.median[None, :, lo:hi]
+    with np.errstate(all="ignore"):
+        per_sample = np.sqrt(np.nanmean(res ** 2, axis=0))     # leads x window
+    return np.nanmedian(per_sample, axis=1)
+
+
+def p_wave_leads(bs, b) -> int:
+    """Number of leads whose median-beat P wave stands above the single-beat noise.
+
+    P wave in a lead: RMS of the median beat between P onset and offset (relative to its level at P
+    onset) >= SNR_MIN x the beat-to-beat residual RMS there, and a peak >= MIN_WAVE_MV (IEC minimum
+    wave). Atrial fibrillation waves are not time-locked to the QRS: they average out of the median
+    while the residual stays large, so they do not count.
+    """
+    if b.p_on is None or b.p_off is None or b.p_off <= b.p_on:
+        return 0
+    seg = bs.median[:, b.p_on:b.p_off + 1]
+    dev = seg - seg[:, :1]
+    p_rms = np.sqrt(np.mean(dev ** 2, axis=1))
+    noise = _noise_per_lead(bs, b.p_on, b.p_off + 1)
+    noise = np.where(np.isfinite(noise) & (noise > 0), noise, np.inf)
+    amp = np.max(np.abs(dev), axis=1)
+    return int(np.sum((p_rms >= SNR_MIN * noise) & (amp >= MIN_WAVE_MV)))
+
+
+def _morphology(out: Measurements, bs):
+    fs, m = bs.fs, bs.median
+    rr_s = float(np.median(bs.rr_s)) if bs.rr_s.size else 1.0
+    n_dom = int(bs.dominant.sum())
+    b = delineate_median(m, fs, bs.fiducial, rr_s)
+    n = m.shape[1]
+    on, off = b.qrs_on, b.qrs_off
+    ref = np.mean(m[:, max(0, on - int(0.01 * fs)):on + 1], axis=1)
+    conf_beats = min(1.0, n_dom / 5)
+
+    out.qrs_duration_ms = round(_ms(off - on, fs), 1)
+    used = b.leads_used
+    out.methods["qrs_duration_ms"] = (f"median beat of {n_dom} beats; onset/end = median over "
+                                      f"{used.get('qrs_on', 0)}/{used.get('qrs_off', 0)} leads of wavelet "
+                                      "boundaries (0 = all-lead slope)")
+    out.confidence["qrs_duration_ms"] = round(conf_beats, 2)
+    if b.t_off is not None:
+        out.qt_interval_ms = round(_ms(b.t_off - on, fs), 1)
+        out.methods["qt_interval_ms"] = (f"QRS onset to T end; T end = median over {used.get('t_off', 0)} "
+                                         "leads of wavelet T ends (0 = all-lead slope)")
+        out.confidence["qt_interval_ms"] = round(conf_beats, 2)
+    else:
+        out.not_measurable["qt_interval_ms"] = b.notes.get("t_off", "T end not found")
+
+    n_p_leads = p_wave_leads(bs, b)
+    rs = p_consistency(bs, b) if n_p_leads >= P_MIN_LEADS else []
+    p_ok = bool(rs) and float(np.median(rs)) >= P_CONSISTENCY_R
+    p_reason = "no P wave detected (absent, or not the same from beat to beat)"
+    out.p_present = p_ok
+    out.methods["p_present"] = (f"P wave of the median beat above single-beat noise in >= {P_MIN_LEADS} leads "
+                                f"and the same in the beats (median r >= {P_CONSISTENCY_R})")
+    out.confidence["p_present"] = round(conf_beats, 2)
+    if p_ok:
+        out.p_waves_per_qrs = round(float(np.mean(np.asarray(rs) >= P_CONSISTENCY_R)), 2)
+        out.methods["p_waves_per_qrs"] = ("fraction of dominant beats preceded by the median P wave (r >= "
+                                          f"{P_CONSISTENCY_R}); P waves not followed by a QRS are not counted")
+        out.p_duration_ms = round(_ms(b.p_off - b.p_on, fs), 1)
+        out.pr_interval_ms = round(_ms(on - b.p_on, fs), 1)
+        out.confidence["p_duration_ms"] = out.confidence["pr_interval_ms"] = round(conf_beats * 0.9, 2)
+        out.methods["p_duration_ms"] = out.methods["pr_interval_ms"] = (
+            f"median beat; P onset/end = median over {b.leads_used.get('p_on', 0)}/{b.leads_used.get('p_off', 0)} "
+            "leads of wavelet boundaries")
+    else:
+        for k in ("p_duration_ms", "pr_interval_ms", "p_axis_deg", "p_waves_per_qrs"):
+            out.not_measurable[k] = p_reason
+
+    # per lead
+    # ST at the J point where no lead is still inside its QRS (a terminal R' or slurred S of one
+    # lead must not be read as ST elevation): the later of the QRS end and the all-lead slope's end.
+    j = b.j_point
+    for i, ld in enumerate(bs.leads):
+        lm = LeadMeasurements()
+        y = m[i] - ref[i]
+        _qrs_lead(y[on:off + 1], fs, lm)
+        for name, dt in (("st_j_mv", 0.0), ("st_j60_mv", 0.06), ("st_j80_mv", 0.08)):
+            k = j + int(round(dt * fs))
+            if k + 2 < n:
+                setattr(lm, name, round(float(np.mean(y[max(0, k - 2):k + 3])), 3))
+        if b.t_off is not None and b.t_peak is not None:
+            t_lo = off + int(0.08 * fs)
+            seg = y[t_lo:b.t_off + 1]
+            if seg.size:
+                k = int(np.argmax(np.abs(seg)))
+                lm.t_amplitude_mv = round(float(seg[k]), 3)
+        if p_ok:
+            seg = m[i, b.p_on:b.p_off + 1] - m[i, b.p_on]
+            k = int(np.argmax(np.abs(seg)))
+            lm.p_amplitude_mv = round(float(seg[k]), 3) if abs(seg[k]) >= MIN_WAVE_MV else 0.0
+        out.leads[ld] = lm
+
+    def lead_val(ld: str, key: str):
+        lm = out.leads.get(ld)
+        return None if lm is None else getattr(lm, key)
+
+    def need(key: str, *vals) -> bool:
+        if any(v is None for v in vals):
+            out.not_measurable[key] = "a lead it needs is not usable"
+            return False
+        return True
+
+    ni, nf = lead_val("I", "qrs_net_mv"), lead_val("aVF", "qrs_net_mv")
+    if need("qrs_axis_deg", ni, nf):
+        out.qrs_axis_deg = _axis_deg(ni, nf)
+        out.methods["qrs_axis_deg"] = "net QRS amplitude of I and aVF (hexaxial)"
+    ti, tf = lead_val("I", "t_amplitude_mv"), lead_val("aVF", "t_amplitude_mv")
+    if need("t_axis_deg", ti, tf):
+        out.t_axis_deg = _axis_deg(ti, tf)
+        out.methods["t_axis_deg"] = "T amplitude of I and aVF (hexaxial)"
+    if p_ok:
+        pi, pf = lead_val("I", "p_amplitude_mv"), lead_val("aVF", "p_amplitude_mv")
+        if need("p_axis_deg", pi, pf):
+            out.p_axis_deg = _axis_deg(pi, pf)
+            out.methods["p_axis_deg"] = "P amplitude of I and aVF (hexaxial)"
+    sv1, r5, r6 = lead_val("V1", "s_amplitude_mv"), lead_val("V5", "r_amplitude_mv"), lead_val("V6", "r_amplitude_mv")
+    if need("sokolow_lyon_mv", sv1, r5 if r5 is not None else r6):
+        out.sokolow_lyon_mv = round(abs(sv1) + max(v for v in (r5, r6) if v is not None), 3)
+        out.methods["sokolow_lyon_mv"] = "S(V1) + max(R(V5), R(V6)), median beats"
+    ravl, sv3 = lead_val("aVL", "r_amplitude_mv"), lead_val("V3", "s_amplitude_mv")
+    if need("cornell_voltage_mv", ravl, sv3):
+        out.cornell_voltage_mv = round(ravl + abs(sv3), 3)
+        out.methods["cornell_voltage_mv"] = "R(aVL) + |S(V3)|, median beats"
+    for key, group in (("limb_lead_qrs_max_mv", LIMB_LEADS), ("precordial_qrs_max_mv", PRECORDIAL_LEADS)):
+        idx = [i for i, ld in enumerate(bs.leads) if ld in group]
+        if idx:
+            seg = m[idx, on:off + 1]
+            out.__setattr__(key, round(float(np.max(np.ptp(seg, axis=1))), 3))
+            out.methods[key] = f"largest QRS peak-to-peak over {len(idx)} leads"
+        else:
+            out.not_measurable[key] = "no usable lead in the group"
+
+    _qtc(out)
+    if not p_ok:
+        b.p_on = b.p_peak = b.p_off = None
+    return b
+
+
+def _qtc(out: Measurements) -> None:
+    qt, rr = out.qt_interval_ms, out.rr_mean_ms
+    keys = ("qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms")
+    if qt is None or rr is None:
+        for k in keys:
+            out.not_measurable[k] = "QT or RR not measured"
+        return
+    rr_s = rr / 1000.0
+    hr = 60.0 / rr_s
+    out.qtc_bazett_ms = round(qt / math.sqrt(rr_s), 1)                  # Bazett 1920
+    out.qtc_fridericia_ms = round(qt / rr_s ** (1 / 3), 1)               # Fridericia 1920
+    out.qtc_framingham_ms = round(qt + 154.0 * (1 - rr_s), 1)            # Sagie et al. 1992
+    out.qtc_hodges_ms = round(qt + 1.75 * (hr - 60.0), 1)                # Hodges et al. 1983
+    for k in keys:
+        out.methods[k] = "QT of the median beat, mean RR"
+        out.confidence[k] = out.confidence.get("qt_interval_ms", 0.5)

@@ -1,0 +1,225 @@
+"""Beat-by-beat rhythm: premature beats and their origin, bigeminal/trigeminal runs, NN intervals.
+
+Used by `ragecg.signal.measure` on a `ragecg.signal.beats.BeatSet`. Constants and their sources:
+
+* Premature beat: its RR interval (from the previous beat) is shorter than 80 % of the expected RR,
+  i.e. the beat comes at least 20 % early. The 20 % limit is the classic ectopic-interval rule of
+  heart-rate-variability editing (Malik M, Cripps T, Farrell T, Camm AJ. Med Biol Eng Comput
+  1989;27:603-611: an interval differing by more than 20 % from the preceding one is not a normal
+  sinus interval). The expected RR is the median of the two intervals before and the two after it
+  (a local reference: gradual rate changes such as sinus arrhythmia are followed, an abrupt but
+  lasting rate change is not called premature, and in bigeminy it lies between the coupling interval
+  and the pause).
+* NN interval: an RR interval whose two beats are both non-premature (Task Force of the ESC and
+  NASPE. Heart rate variability: standards of measurement. Circulation 1996;93:1043-1065:
+  "normal-to-normal" intervals exclude ectopic beats and the intervals they end or start).
+* Origin: a premature beat is ventricular when its QRS differs from the dominant QRS (Pearson r
+  of the QRS, all leads, below the 0.90 that admits a beat to the median beat, see beats.py) and
+  is wide, >= 120 ms (a wide QRS of different shape not preceded by a premature P wave defines the
+  ventricular premature complex: Goldberger's Clinical Electrocardiography, 9th ed.;
+  Surawicz B, Childers R, Deal BJ, Gettes LS. AHA/ACCF/HRS 2009 Part III, Circulation
+  2009;119:e235: 120 ms is the upper limit of a normal-width QRS in adults). Other premature
+  beats are supraventricular. A premature P wave is not looked for, so an aberrantly conducted
+  atrial premature beat counts as ventricular.
+* Bigeminy / trigeminy: a normal beat followed by a premature beat (bigeminy), or two normal beats
+  then a premature beat (trigeminy), repeated; the measure is the longest run of such cycles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .beats import DOMINANT_CORRELATION, QRS_SCALE_LEVEL, QRS_TEMPLATE_HALF_S, qrs_bounds, wavelet_detail
+
+PREMATURE_RR_FRACTION = 0.80    # RR < 80 % of the expected RR: >= 20 % premature (Malik et al. 1989)
+WIDE_QRS_MS = 120.0             # AHA/ACCF/HRS 2009 Part III: QRS >= 120 ms is wide in adults
+SAME_QRS_R = DOMINANT_CORRELATION  # 0.90, as for joining the median beat (Evans 1996 "very strong" correlation)
+NEIGHBOUR_RR = 2                # expected RR: median of the 2 intervals before and the 2 after
+MIN_NN_INTERVALS = 3            # a range needs at least three intervals (two give only a difference)
+BEAT_WINDOW_S = 0.25            # +/- 250 ms around a beat for its own QRS boundaries
+
+
+@dataclass
+class BeatClasses:
+    """Per detected beat (same order as `BeatSet.peaks`)."""
+
+    premature: np.ndarray           # bool
+    ventricular: np.ndarray         # bool, premature beats classed ventricular
+    supraventricular: np.ndarray    # bool, premature beats classed supraventricular
+    qrs_r: np.ndarray               # QRS correlation with the dominant (median) QRS; NaN if not computable
+    qrs_ms: np.ndarray              # the beat's own QRS duration (premature beats only); NaN otherwise
+    nn_s: np.ndarray                # NN intervals, s
+
+    @property
+    def labels(self) -> str:
+        """One letter per beat: N (not premature), V (ventricular), S (supraventricular premature)."""
+        return "".join("V" if v else ("S" if s else "N") for v, s in zip(self.ventricular, self.supraventricular))
+
+
+def premature_flags(rr_s: np.ndarray) -> np.ndarray:
+    """Per beat (len(rr_s) + 1): True when its RR is < PREMATURE_RR_FRACTION x the expected RR, the
+    median of the NEIGHBOUR_RR intervals on each side of it (the record's median RR when it has
+    fewer than three intervals)."""
+    n = len(rr_s) + 1
+    flags = np.zeros(n, dtype=bool)
+    if rr_s.size == 0:
+        return flags
+    for k, rr in enumerate(rr_s):
+        around = np.concatenate((rr_s[max(0, k - NEIGHBOUR_RR):k], rr_s[k + 1:k + 1 + NEIGHBOUR_RR]))
+        expected = float(np.median(around)) if around.size >= 2 else float(np.median(rr_s))
+        flags[k + 1] = rr < PREMATURE_RR_FRACTION * expected
+    return flags
+
+
+def nn_intervals(rr_s: np.ndarray, premature: np.ndarray) -> np.ndarray:
+    """RR intervals whose two beats are both non-premature."""
+    if rr_s.size == 0:
+        return rr_s
+    keep = ~premature[:-1] & ~premature[1:]
+    return rr_s[keep]
+
+
+def longest_cycle_run(labels: str, normal_beats: int) -> int:
+    """Longest run of consecutive cycles of `normal_beats` non-premature beats then one premature beat
+    (1: bigeminy N-P N-P ..., 2: trigeminy N-N-P N-N-P ...)."""
+    flags = "".join("N" if c == "N" else "P" for c in labels)
+    cycle = "N" * normal_beats + "P"
+    best = 0
+    for start in range(len(flags)):
+        k = 0
+        while flags.startswith(cycle, start + k * len(cycle)):
+            k += 1
+        best = max(best, k)
+    return best
+
+
+def _windows(x: np.ndarray, centres: np.ndarray, half: int) -> np.ndarray:
+    n = x.shape[0]
+    idx = centres[:, None] + np.arange(-half, half)[None, :]
+    valid = (idx >= 0) & (idx < n)
+    out = x[np.clip(idx, 0, n - 1)].astype(float)        # beats x window x leads
+    out[~valid] = np.nan
+    return np.transpose(out, (0, 2, 1))
+
+
+def qrs_correlations(bs) -> np.ndarray:
+    """Pearson r of every beat's QRS (fiducial +/- 60 ms, all leads) with the median beat's QRS."""
+    half = int(QRS_TEMPLATE_HALF_S * bs.fs)
+    t = bs.median[:, bs.fiducial - half:bs.fiducial + half]
+    t = (t - t.mean(axis=1, keepdims=True)).ravel()
+    w = _windows(bs.signals, bs.peaks, half)
+    out = np.full(len(bs.peaks), np.nan)
+    for i in range(len(bs.peaks)):
+        if np.isnan(w[i]).any():
+            continue
+        u = (w[i] - w[i].mean(axis=1, keepdims=True)).ravel()
+        den = np.sqrt(np.sum(u * u) * np.sum(t * t))
+        if den > 0:
+            out[i] = float(np.sum(u * t) / den)
+    return out
+
+
+def beat_qrs_ms(bs, i: int) -> float | None:
+    """QRS duration of one beat (not the median): the Martinez wavelet boundaries on the all-lead
+    slope of the beat's own window (beats.delineate_median's rule for one beat)."""
+    half = int(round(BEAT_WINDOW_S * bs.fs))
+    w = _windows(bs.signals, bs.peaks[i:i + 1], half)[0]
+    if np.isnan(w).any():
+        return None
+    shift = int(round(np.log2(bs.fs / 500.0)))
+    wq = np.abs(wavelet_detail(w, QRS_SCALE_LEVEL + shift))
+    sv = np.sqrt(np.sum(wq ** 2, axis=0))
+    on, off = qrs_bounds(sv, half, bs.fs)
+    if on is None or off is None or off <= on:
+        return None
+    return float(off - on) * 1000.0 / bs.fs
+
+
+def classify_beats(bs) -> BeatClasses:
+    """Premature beats of a BeatSet and their origin (see the module docstring)."""
+    rr = np.asarray(bs.rr_s, dtype=float)
+    premature = premature_flags(rr)
+    r = qrs_correlations(bs)
+    qrs = np.full(len(premature), np.nan)
+    ventricular = np.zeros(len(premature), dtype=bool)
+    for i in np.flatnonzero(premature):
+        q = beat_qrs_ms(bs, int(i))
+        qrs[i] = np.nan if q is None else q
+        ventricular[i] = bool(np.isfinite(r[i]) and r[i] < SAME_QRS_R and q is not None and q >= WIDE_QRS_MS)
+    supra = premature & ~ventricular
+    return BeatClasses(premature=premature, ventricular=ventricular, supraventricular=supra, qrs_r=r,
+                       qrs_ms=qrs, nn_s=nn_intervals(rr, premature))
+
+
+# --------------------------------------------------------------------------------------------
+# Atrial activity after cancelling the ventricular complexes
+# --------------------------------------------------------------------------------------------
+# Average-beat subtraction (Slocum J, Sahakian A, Swiryn S. J Electrocardiol 1992;25:1-8): the median
+# beat is subtracted at every dominant beat; what remains in II, III, aVF and V1 (the leads where
+# atrial waves are largest) is atrial activity plus noise. Its spectrum is taken in 3-12 Hz (180-720
+# per minute, the band of atrial flutter and fibrillation waves in spectral studies of atrial
+# activity: Bollmann A et al., Europace 2006;8:911-926). Organisation (Everett TH et al., IEEE Trans
+# Biomed Eng 2001;48:969-978: the power under the dominant peak and its harmonic over the band's
+# power) says whether one regular atrial rhythm dominates; the dominant frequency is reported as an
+# atrial rate only when it holds at least half of the band's power (this module's definition of "a
+# dominant atrial frequency exists"; below that the residual is disorganised activity or noise).
+ATRIAL_LEADS = ("II", "III", "aVF", "V1")
+ATRIAL_BAND_HZ = (3.0, 12.0)
+ATRIAL_PEAK_HALF_WIDTH_HZ = 0.5  # peak and harmonic windows of +/-0.5 Hz (Everett et al. 2001 use 1 Hz bands)
+ATRIAL_SEGMENT_S = 4.0          # Welch segments of 4 s: 0.25 Hz (15 per minute) resolution
+MIN_ATRIAL_SIGNAL_S = 6.0       # at least 1.5 segments of 4 s with 50 % overlap
+DOMINANT_SHARE = 0.5            # a dominant atrial frequency holds >= half of the band's power
+
+
+@dataclass
+class AtrialActivity:
+    rate_bpm: float                 # dominant frequency x 60
+    organization: float             # power within +/-0.5 Hz of the peak and of its harmonic / band power
+    lead: str                       # the lead (of II, III, aVF, V1) with the highest organisation
+
+
+def ventricular_residual(bs, row: int) -> np.ndarray:
+    """One lead with the median beat subtracted at every dominant beat; each beat owns the samples from
+    35 % of the preceding RR before it to 65 % of the following RR after it (no sample is subtracted
+    twice when the median-beat window is longer than the RR)."""
+    x = bs.signals[:, row].astype(float).copy()
+    n, pre, post = len(x), bs.fiducial, bs.median.shape[1] - bs.fiducial
+    peaks = bs.peaks
+    for k, (p, dom) in enumerate(zip(peaks, bs.dominant)):
+        if not dom:
+            continue
+        back = pre if k == 0 else min(pre, int(0.35 * (p - peaks[k - 1])))
+        ahead = post if k == len(peaks) - 1 else min(post, int(0.65 * (peaks[k + 1] - p)))
+        lo, hi = max(0, p - back), min(n, p + ahead)
+        x[lo:hi] -= bs.median[row, lo - p + pre:hi - p + pre]
+    return x
+
+
+def atrial_activity(bs) -> AtrialActivity | None:
+    """Dominant frequency and organisation of the QRST-cancelled signal (see above), from the most
+    organised of II, III, aVF, V1; None when the record is too short or none of them is usable."""
+    from scipy import signal as sps
+
+    fs = bs.fs
+    if bs.signals.shape[0] < MIN_ATRIAL_SIGNAL_S * fs:
+        return None
+    best = None
+    for ld in ATRIAL_LEADS:
+        if ld not in bs.leads:
+            continue
+        f, p = sps.welch(ventricular_residual(bs, bs.leads.index(ld)), fs=fs, nperseg=int(ATRIAL_SEGMENT_S * fs))
+        band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
+        fb, pb = f[band], p[band]
+        # the dominant frequency is a spectral peak inside the band, not the band's edge on the flank of
+        # lower-frequency (T-wave residual) power
+        peaks = [i for i in np.flatnonzero(band) if 0 < i < len(p) - 1 and p[i] > p[i - 1] and p[i] >= p[i + 1]]
+        if not peaks or pb.sum() <= 0:
+            continue
+        f0 = float(f[max(peaks, key=lambda i: p[i])])
+        tol = ATRIAL_PEAK_HALF_WIDTH_HZ + 1e-9
+        near = (np.abs(fb - f0) <= tol) | (np.abs(fb - 2 * f0) <= tol)
+        a = AtrialActivity(rate_bpm=f0 * 60.0, organization=float(pb[near].sum() / pb.sum()), lead=ld)
+        if best is None or a.organization > best.organization:
+            best = a
+    return best
