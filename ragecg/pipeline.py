@@ -113,7 +113,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
 
     t = time.perf_counter()
     if resources.use_retrieval:
-        evidence = retrieve_evidence(resources.index, measurements, candidates, k=resources.settings.retrieve_k)
+        evidence = retrieve_evidence(resources.index, measurements, candidates, k=resources.settings.knowledge.retrieve_k)
     else:
         evidence = Evidence(query="", measurements=measurements.flat())
     timings["retrieve_s"] = time.perf_counter() - t

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -33,7 +33,48 @@ def _default_knowledge_dirs() -> list[Path]:
     return [REPO_ROOT / "knowledge"]
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class LlmSettings(_Section):
+    """The LLM stage's settings (`Settings.llm`): RAGECG_MODEL, RAGECG_MODEL_SHA256, RAGECG_LLM_*."""
+    model: Path | None
+    model_sha256: str | None
+    url: str | None
+    api_key: str | None                 # RAGECG_LLM_API_KEY, else OPENAI_API_KEY
+    model_name: str
+    timeout_s: float
+    n_ctx: int
+    seed: int
+    max_tokens: int
+    threads: int | None
+    state_dir: Path | None              # the static prefix's KV states (None: RAGECG_LLM_STATE_CACHE=false)
+    prompt_tokens: int
+
+
+class KnowledgeSettings(_Section):
+    """The knowledge and retrieve stages' settings (`Settings.knowledge`)."""
+    knowledge_dirs: list[Path]          # curated folders, then the user folder when it exists
+    user_knowledge: Path
+    indexes_dir: Path
+    embedding_model: Path | None
+    query_encoder: str
+    chunk_size_chars: int
+    chunk_overlap_chars: int
+    retrieve_k: int
+
+
+class ServerSettings(_Section):
+    """`ragecg serve` and the `diagnose` client's settings (`Settings.server`)."""
+    socket_path: Path
+    use_server: str
+
+
 class Settings(BaseSettings):
+    """Every setting, flat, under its documented environment name (RAGECG_<FIELD>); `llm`, `knowledge`
+    and `server` are the per-stage sections the stages read."""
+
     model_config = SettingsConfigDict(env_prefix="RAGECG_", extra="ignore")
 
     home: Path = Field(default_factory=_default_home, description="indexes, caches, user knowledge")
@@ -92,6 +133,26 @@ class Settings(BaseSettings):
     @property
     def user_knowledge(self) -> Path:
         return self.user_knowledge_dir or (self.home / "knowledge")
+
+    @property
+    def llm(self) -> LlmSettings:
+        return LlmSettings(model=self.model, model_sha256=self.model_sha256, url=self.llm_url,
+                           api_key=self.llm_api_key or self.openai_api_key or None, model_name=self.llm_model_name,
+                           timeout_s=self.llm_timeout_s, n_ctx=self.llm_n_ctx, seed=self.llm_seed,
+                           max_tokens=self.llm_max_tokens, threads=self.llm_threads,
+                           state_dir=(self.caches / "kv") if self.llm_state_cache else None,
+                           prompt_tokens=self.llm_prompt_tokens)
+
+    @property
+    def knowledge(self) -> KnowledgeSettings:
+        return KnowledgeSettings(knowledge_dirs=self.all_knowledge_dirs(), user_knowledge=self.user_knowledge,
+                                 indexes_dir=self.indexes_dir, embedding_model=self.embedding_model,
+                                 query_encoder=self.query_encoder, chunk_size_chars=self.chunk_size_chars,
+                                 chunk_overlap_chars=self.chunk_overlap_chars, retrieve_k=self.retrieve_k)
+
+    @property
+    def server(self) -> ServerSettings:
+        return ServerSettings(socket_path=self.socket_path, use_server=self.use_server)
 
     def all_knowledge_dirs(self) -> list[Path]:
         dirs = list(self.knowledge_dirs)

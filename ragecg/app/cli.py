@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from ragecg.errors import EXIT_PARTIAL, RagecgError
+from ragecg.errors import EXIT_PARTIAL, InputError, RagecgError, UsageError
+from ragecg.version import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   pretty_exceptions_show_locals=False,
@@ -60,7 +61,6 @@ _PAPER = typer.Option("a4", "--paper", help="PDF paper size: a4 or letter.")
 
 def _read_options(sampling_rate: Optional[float], leads: Optional[str], units: Optional[str]) -> dict:
     """read_record keyword arguments from the CSV/.npy options (checked here: a bad value is exit 2)."""
-    from ragecg.errors import UsageError
     opts: dict = {}
     if sampling_rate is not None:
         if not sampling_rate > 0:
@@ -79,7 +79,6 @@ def _read_options(sampling_rate: Optional[float], leads: Optional[str], units: O
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    from ragecg.errors import UsageError
     if value.lower() not in choices:
         raise UsageError(f"{name} must be one of {', '.join(choices)} (got {value!r})")
     return value.lower()
@@ -119,7 +118,7 @@ def diagnose(
     job = DiagnoseJob(paths=[str(p.resolve()) for p in paths], fmt=fmt, out=str(out.resolve()) if out else None,
                       paper=paper, read_opts=read_opts, no_llm=no_llm, no_retrieval=no_retrieval)
     settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
-    if not local and settings.use_server == "auto":
+    if not local and settings.server.use_server == "auto":
         from .client import diagnose_on_server
         rc = diagnose_on_server(settings, job)
         if rc is not None:
@@ -147,7 +146,6 @@ def export(
     units: Optional[str] = _UNITS,
 ) -> None:
     """Re-render a saved report.json as PDF, HTML, FHIR R4 (JSON) or Markdown, without re-diagnosing."""
-    from ragecg.errors import InputError
     from ragecg.reading import read_record
     from ragecg.render import render
 
@@ -221,7 +219,6 @@ def schema() -> None:
 def version(json_out: bool = typer.Option(False, "--json")) -> None:
     """Versions of the package, the LLM model and the knowledge index."""
     from ragecg.knowledge import knowledge_hash, load_criteria_documents
-    from ragecg.version import __version__
 
     settings = _settings()
     info: dict = {"ragecg": __version__, "python": sys.version.split()[0]}

@@ -38,6 +38,7 @@ import re
 from pydantic import BaseModel
 
 from ragecg.errors import LLMTimeoutError
+from ragecg.settings import LlmSettings, Settings
 from ragecg.values import (FIRE_THRESHOLD, Candidates, CodeCandidate, Diagnosis, Evidence, FinalCode, LLMInfo,
                            Measurements, Passage, Quality, Sentence, scp_codes)
 
@@ -318,14 +319,14 @@ def _names_unreported_code(text: str, reported: set[str]) -> bool:
 
 # --------------------------------------------------------------------------- entry point
 
-def _prompt_budget(backend, settings) -> int:
-    n_ctx = backend.n_ctx or settings.llm_n_ctx
-    budget = getattr(settings, "llm_prompt_tokens", None) or DEFAULT_PROMPT_TOKENS
-    return max(256, min(budget, n_ctx - settings.llm_max_tokens - 16))
+def _prompt_budget(backend, llm: LlmSettings) -> int:
+    n_ctx = backend.n_ctx or llm.n_ctx
+    budget = llm.prompt_tokens or DEFAULT_PROMPT_TOKENS
+    return max(256, min(budget, n_ctx - llm.max_tokens - 16))
 
 
 def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: Candidates, evidence: Evidence,
-                      backend, settings) -> Diagnosis:
+                      backend, settings: Settings) -> Diagnosis:
     """The diagnosis: criteria-only without a backend (or when the LLM call fails), otherwise the
     criteria arbitrated by the LLM within the bounds described in the module docstring."""
     if backend is None:
@@ -334,11 +335,11 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
     info = LLMInfo(backend=backend.name, model=backend.model_id, model_sha256=backend.model_sha256)
     offered = offered_candidates(candidates)
     prompt = build_prompt(measurements, quality, offered, evidence, backend.count_tokens,
-                          _prompt_budget(backend, settings))
+                          _prompt_budget(backend, settings.llm))
     info.dropped_passages = prompt.dropped_passages
     try:
         result = backend.complete_json(prompt.system, prompt.user, prompt.schema_,
-                                       max_tokens=settings.llm_max_tokens, timeout_s=settings.llm_timeout_s)
+                                       max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
     except LLMTimeoutError as e:
         return criteria_only(measurements, candidates, evidence, info.model_copy(update={"status": "timeout", "error": str(e)}))
     except Exception as e:  # any backend failure degrades to criteria-only, never to no report

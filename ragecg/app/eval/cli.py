@@ -17,6 +17,7 @@ from typing import Optional
 import typer
 
 from ragecg.errors import EXIT_PARTIAL, InputError, UsageError
+from ragecg.version import __version__
 
 from . import TASKS
 
@@ -81,7 +82,6 @@ def versions_info(settings, data_files: dict[str, Path]) -> dict:
     import numpy
     import sklearn
 
-    from ragecg.version import __version__
     from ragecg.knowledge import knowledge_hash, load_criteria_documents
     from .report import sha256_file
 
