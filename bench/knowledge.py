@@ -1,7 +1,19 @@
-"""Knowledge index: retrieval recall on the 71 PTB-XL statements, build/load/query times.
+"""Knowledge index: retrieval recall on the 71 PTB-XL statements and on clinician-style queries,
+build/load/query times.
 
     python bench/knowledge.py                  # everything (a few minutes on 2 shared CPU cores)
     python bench/knowledge.py --skip-batch     # without the batch-size comparison
+    python bench/knowledge.py --recall-only --home /tmp/h   # recall and latencies, index kept in /tmp/h
+
+Clinician-style queries (bench/clinician_queries.jsonl, written by hand before any result was
+seen, never edited to pass): free text as a clinician types it (numbers with units, abbreviations,
+synonyms, typos, mm vs mV, German habits), each with the statement it should find. A hit: a passage
+of a document covering the statement among the top 5. Compared in one run: dense only, lexical
+(BM25) only, hybrid (reciprocal rank fusion of both) on the text as typed, and hybrid + query
+understanding (`ragecg/retrieve/understand.py`: values -> criteria -> statement lines, abbreviations, typos), the
+path of `ragecg knowledge search`. Latency per query, warm (encoder loaded, 1 warm-up query):
+dense on the text as typed (the search before this change) against hybrid + query understanding.
+The pipeline's recall (below) is reported for hybrid (what diagnose uses) and dense (before).
 
 Retrieval recall. For each of the 71 SCP statements in ragecg/resources/scp_codes.json, a
 `Measurements` value typical of that statement is made from a normal baseline (textbook adult
@@ -43,6 +55,7 @@ from ragecg.knowledge.documents import load_documents  # noqa: E402
 from ragecg.values import Condition  # noqa: E402
 from ragecg.values import LeadMeasurements, Measurements  # noqa: E402
 from ragecg.retrieve.query import retrieve_evidence  # noqa: E402
+from ragecg.retrieve import search_understood, understand_query  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
 K = 5
@@ -197,10 +210,68 @@ def _pct(xs, q):
     return float(np.percentile(np.asarray(xs) * 1000, q))
 
 
+QUERIES = Path(__file__).resolve().parent / "clinician_queries.jsonl"
+MODES = ("dense", "lexical", "hybrid", "hybrid+understanding")
+
+
+def _clinician(idx, docs) -> None:
+    """recall@5 and MRR of the clinician-style queries per retrieval mode; latency before/after."""
+    import json
+
+    rows = [json.loads(ln) for ln in QUERIES.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    covering = {c: {d.id for d in docs if c in d.codes.scp} for c in scp_codes()}
+    vocab = idx.vocabulary()
+
+    def run(mode: str, q: str):
+        if mode == "hybrid+understanding":
+            return search_understood(idx, understand_query(q, docs, evaluate_criteria, vocab), K, mode="hybrid")
+        return idx.search(q, K, mode=mode)
+
+    ranks: dict[str, list[int]] = {m: [] for m in MODES}
+    for r in rows:
+        for mode in MODES:
+            hits = run(mode, r["query"])
+            ranks[mode].append(next((i + 1 for i, p in enumerate(hits) if p.doc_id in covering[r["code"]]), 0))
+    kinds = sorted({r["kind"] for r in rows})
+    counts = ", ".join(f"{k} {sum(r['kind'] == k for r in rows)}" for k in kinds)
+    print(f"clinician-style queries: {len(rows)} ({counts}), "
+          f"{len({r['code'] for r in rows})} statements")
+    print(f"  {'mode':<22} {'recall@5':>8} {'MRR':>6}   " + "  ".join(f"{k:>8}" for k in kinds))
+    for mode in MODES:
+        rk = ranks[mode]
+        rec = sum(1 for x in rk if x) / len(rk)
+        mrr = sum(1 / x for x in rk if x) / len(rk)
+        per_kind = [sum(1 for x, r in zip(rk, rows) if x and r["kind"] == k) / sum(r["kind"] == k for r in rows)
+                    for k in kinds]
+        print(f"  {mode:<22} {rec:>8.3f} {mrr:>6.3f}   " + "  ".join(f"{v:>8.3f}" for v in per_kind))
+    for r, x in zip(rows, ranks["hybrid+understanding"]):
+        if not x:
+            print(f"  miss (hybrid+understanding) {r['code']:<7} {r['query']}")
+    def before(q: str):
+        """The search before this change: the text as typed, FAISS top-k over its embedding."""
+        sims, ids = idx.faiss_index.search(idx._query_vectors([q]), K)
+        return [idx.passage(int(j), sv) for sv, j in zip(sims[0], ids[0]) if j >= 0]
+
+    runners = {"before (dense, FAISS top-k)": before, "dense": lambda q: run("dense", q),
+               "hybrid": lambda q: run("hybrid", q), "hybrid+understanding": lambda q: run("hybrid+understanding", q)}
+    times: dict[str, list[float]] = {m: [] for m in runners}
+    for fn in runners.values():
+        fn("warm-up 100 ms")
+    for _ in range(2):
+        for r in rows:
+            for mode, fn in runners.items():
+                t = time.perf_counter()
+                fn(r["query"])
+                times[mode].append(time.perf_counter() - t)
+    for mode, ts in times.items():
+        print(f"  latency per query, {mode:<27} (n={len(ts)}): p50 {_pct(ts, 50):.1f} ms, p95 {_pct(ts, 95):.1f} ms")
+
+
 def _recall(idx, docs) -> None:
     table = scp_codes()
     covering = {c: {d.id for d in docs if c in d.codes.scp} for c in table}
-    rows, ev_times = [], []
+    rows, ev_times, ev_dense_times = [], [], []
+    dense_idx = ix.load_index(idx.path, idx._model_dir, idx.settings.model_copy(update={"retrieval_mode": "dense"}))
     for code, row in table.items():
         m, sex, how = typical_measurements(code, docs)
         cands = evaluate_criteria(m, docs, sex=sex)
@@ -208,11 +279,15 @@ def _recall(idx, docs) -> None:
         ev = retrieve_evidence(idx, m, cands, k=K)
         ev_times.append(time.perf_counter() - t)
         rank = next((i + 1 for i, p in enumerate(ev.passages) if p.doc_id in covering[code]), 0)
+        t = time.perf_counter()
+        ev_dense = retrieve_evidence(dense_idx, m, cands, k=K)
+        ev_dense_times.append(time.perf_counter() - t)
+        dense_rank = next((i + 1 for i, p in enumerate(ev_dense.passages) if p.doc_id in covering[code]), 0)
         base_hits = idx.search(row["description"], K)
         base_rank = next((i + 1 for i, p in enumerate(base_hits) if p.doc_id in covering[code]), 0)
         top_codes = [f"{c.code}:{c.score:.2f}" for c in cands.candidates[:4]]
         cand_rank = next((i + 1 for i, c in enumerate(cands.candidates) if c.code == code), 0)
-        rows.append(dict(code=code, how=how, rank=rank, base_rank=base_rank, top=top_codes, cand_rank=cand_rank,
+        rows.append(dict(code=code, how=how, rank=rank, dense_rank=dense_rank, base_rank=base_rank, top=top_codes, cand_rank=cand_rank,
                          query=ev.query.splitlines()[0] if ev.query else "", lines=ev.query.splitlines()))
 
     search_times = []
@@ -229,17 +304,19 @@ def _recall(idx, docs) -> None:
 
     print(f"search latency per query line (n={len(search_times)}): p50 {_pct(search_times, 50):.1f} ms, "
           f"p95 {_pct(search_times, 95):.1f} ms")
-    print(f"retrieve_evidence latency per statement (n={len(ev_times)}): p50 {_pct(ev_times, 50):.1f} ms, "
-          f"p95 {_pct(ev_times, 95):.1f} ms")
+    print(f"retrieve_evidence latency per statement (n={len(ev_times)}), {idx.mode}: p50 {_pct(ev_times, 50):.1f} ms, "
+          f"p95 {_pct(ev_times, 95):.1f} ms; dense: p50 {_pct(ev_dense_times, 50):.1f} ms, "
+          f"p95 {_pct(ev_dense_times, 95):.1f} ms")
     print(f"knowledge: {len(docs)} documents, {len(idx)} chunks, index {idx.index_hash}, "
           f"embedding model {idx.embedding_model_name} (sha256 {idx.embedding_model_sha256[:12]}...)")
     print(f"statements covered by a document: {sum(1 for c in covering.values() if c)} / {len(table)}")
     for label, sel in (("all", lambda r: True), ("with a rule", lambda r: r["how"] == "rule"),
                        ("without a rule", lambda r: r["how"] != "rule")):
         rc, mrr, n = recall("rank", sel)
+        drc, dmrr, _ = recall("dense_rank", sel)
         brc, bmrr, _ = recall("base_rank", sel)
-        print(f"recall@{K} {label} (n={n}): pipeline query {rc:.3f} (MRR {mrr:.3f}); "
-              f"description-only baseline {brc:.3f} (MRR {bmrr:.3f})")
+        print(f"recall@{K} {label} (n={n}): pipeline query, {idx.mode} {rc:.3f} (MRR {mrr:.3f}), dense {drc:.3f} "
+              f"(MRR {dmrr:.3f}); description-only baseline ({idx.mode}) {brc:.3f} (MRR {bmrr:.3f})")
     misses = [r for r in rows if not r["rank"]]
     for r in misses:
         print(f"  miss {r['code']:<7} ({r['how']}, candidate rank {r['cand_rank']}) top candidates {r['top']} query: {r['query'][:110]}")
@@ -270,7 +347,9 @@ def main() -> None:
         t_model = time.perf_counter() - t
         print(f"embedding model load: {t_model:.2f} s")
         if args.recall_only:
-            _recall(ix.ensure_index(settings), docs)
+            idx = ix.ensure_index(settings)
+            _recall(idx, docs)
+            _clinician(idx, docs)
             return
 
         fresh = ix.build_index(settings, force=True)
@@ -306,6 +385,7 @@ def main() -> None:
               f"{ensure_cold_sha * 1000:.0f} ms")
         idx = ix.ensure_index(settings)
         _recall(idx, docs)
+        _clinician(idx, docs)
 
         if not args.skip_batch:
             chunks_text = [f"{t}" for t in idx._chunks["text"][:64]]

@@ -18,10 +18,10 @@ from ragecg.knowledge import knowledge_hash, load_criteria_documents
 from ragecg.knowledge.index import ensure_index
 from ragecg.llm import load_backend
 from ragecg.reading import read_record
-from ragecg.retrieve import retrieve_evidence
+from ragecg.retrieve import QueryUnderstanding, retrieve_evidence, search_understood, understand_query
 from ragecg.settings import Settings, get_settings
 from ragecg.signal import checked_signal, measure_ecg, with_measurement_checks
-from ragecg.values import Ecg, Evidence, KnowledgeDoc, Report, VersionInfo
+from ragecg.values import Ecg, Evidence, KnowledgeDoc, Passage, Report, VersionInfo
 from ragecg.version import __version__
 
 
@@ -153,3 +153,20 @@ def measure(path_or_ecg: str | Path | Ecg):
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
     measurements = measure_ecg(ecg, quality.usable_leads())
     return measurements, with_measurement_checks(quality, measurements)
+
+
+def understand_knowledge_query(text: str, resources: Resources, vocabulary=frozenset()) -> QueryUnderstanding:
+    """A free-text knowledge query understood: stated values, the statements the knowledge base's
+    criteria say they support (the criteria stage), abbreviations and typos (retrieve/understand.py)."""
+    return understand_query(text, resources.docs, evaluate_criteria, vocabulary)
+
+
+def search_knowledge(text: str, resources: Resources, k: int, *, mode: str | None = None,
+                     understand: bool = True) -> tuple[QueryUnderstanding | None, list[Passage]]:
+    """`ragecg knowledge search`: (how the query was understood or None, the k best passages);
+    `understand=False` searches the text as typed."""
+    index = resources.index
+    if not understand:
+        return None, index.search(text, k, mode=mode)
+    understood = understand_knowledge_query(text, resources, index.vocabulary())
+    return understood, search_understood(index, understood, k, mode=mode)

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         default="auto", description="auto: queries through the model's verified ONNX export (no torch import); "
         "sentence-transformers: always through sentence-transformers")
     retrieve_k: int = 6
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = Field(
+        default="hybrid", description="hybrid: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank "
+        "fusion; dense or lexical: one of them alone (for comparison)")
     chunk_size_chars: int = 1200
     chunk_overlap_chars: int = 100
 

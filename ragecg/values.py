@@ -386,8 +386,10 @@ class Passage(BaseModel):
     section: str = ""
     text: str
     source: str = ""          # citation(s) of the document
-    similarity: float = 0.0
+    similarity: float = 0.0   # cosine similarity of the passage to the query (dense embedding)
     title: str = ""           # the document's title
+    score: float = 0.0        # the ranking score: reciprocal rank fusion (hybrid), cosine (dense) or BM25
+    codes: list[str] = Field(default_factory=list)   # SCP statements the passage's document covers
 
 
 class Evidence(BaseModel):

@@ -106,7 +106,7 @@ def test_build_and_search_small_kb(small):
     assert hits[0].doc_id == "clbbb"
     assert re.fullmatch(r"clbbb#\d+", hits[0].passage_id)
     assert "Surawicz" in hits[0].source and hits[0].title == "Complete left bundle branch block"
-    assert hits == sorted(hits, key=lambda p: -p.similarity)
+    assert hits == sorted(hits, key=lambda p: -p.score)      # fused rank order (hybrid)
     assert idx.search("irregularly irregular rhythm without P waves", 1)[0].doc_id == "afib"
     assert idx.search("Sokolow-Lyon voltage 4.1 mV", 1)[0].doc_id == "lvh"
     # a passage rendered from the front-matter criteria, citing the source id

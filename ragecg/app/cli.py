@@ -332,15 +332,32 @@ def knowledge_list(json_out: bool = typer.Option(False, "--json")) -> None:
 
 @knowledge_app.command("search")
 def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, "--k"),
-                     json_out: bool = typer.Option(False, "--json")) -> None:
-    """Search the knowledge index."""
-    from ragecg.knowledge.index import ensure_index
-    hits = ensure_index(_settings()).search(query, k)
+                     json_out: bool = typer.Option(False, "--json"),
+                     explain: bool = typer.Option(False, "--explain", help="Show how the query was understood: "
+                                                  "values read, statements they support, the search lines."),
+                     raw: bool = typer.Option(False, "--raw", help="Search the text as typed (no query understanding)."),
+                     mode: Optional[str] = typer.Option(None, "--mode", help="hybrid (default), dense or lexical.")) -> None:
+    """Search the knowledge index. Measurements in the query ("PR 236 ms", "S V1 + R V5 45 mm") are
+    checked against the knowledge base's criteria and the statements they support are searched too."""
+    from ragecg.errors import InputError
+    from ragecg.pipeline import Resources, search_knowledge
+    if mode is not None and mode not in ("hybrid", "dense", "lexical"):
+        raise InputError(f"unknown --mode {mode!r}; use hybrid, dense or lexical")
+    resources = Resources(settings=_settings(), use_llm=False)
+    understood, hits = search_knowledge(query, resources, k, mode=mode, understand=not raw)
     if json_out:
-        print(json.dumps([h.model_dump() for h in hits], indent=2))
+        out = {"query": query, "mode": mode or resources.settings.retrieval_mode,
+               "passages": [h.model_dump() for h in hits]}
+        if understood is not None:
+            out["understanding"] = understood.to_dict()
+        print(json.dumps(out, indent=2, ensure_ascii=False))
         return
+    if explain and understood is not None:
+        print(understood.explain())
+        print()
     for h in hits:
-        print(f"{h.similarity:.3f}  {h.passage_id:<36} {h.section}")
+        codes = f"  [{', '.join(h.codes)}]" if h.codes else ""
+        print(f"{h.score:.3f}  {h.passage_id:<36} {h.section}{codes}")
         print("       " + h.text[:200].replace("\n", " "))
 
 

@@ -1,12 +1,21 @@
-"""Knowledge index: knowledge files -> chunks -> sentence-transformers vectors -> exact FAISS search.
+"""Knowledge index: knowledge files -> chunks -> sentence-transformers vectors (exact FAISS search)
+and BM25 (bm25s), fused by reciprocal rank fusion.
 
 Layout under ``settings.indexes_dir``::
 
     ACTIVE                      one line: the hash of the index in use (switched with os.replace)
     <hash>/index.faiss          faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
     <hash>/chunks.parquet       chunk_id, doc_id, n, section, text, source, sha256 (row i = vector i)
-    <hash>/manifest.json        input file hashes, embedding model name + sha256, splitter settings,
-                                package version, documents, sha256 of the two files above
+    <hash>/bm25/                bm25s's saved index: params/vocab JSON, CSC arrays as .npy (no pickle)
+    <hash>/manifest.json        input file hashes, embedding model name + sha256, splitter and BM25
+                                settings, package version, documents, sha256 of every file above
+
+Search (`search_many`, `search_lines`): `hybrid` (default, settings.retrieval_mode) ranks every
+passage by cosine similarity and by BM25 and fuses the rankings by reciprocal rank fusion,
+score = sum over rankings of 1 / (k + rank) with k = 60 (Cormack, Clarke & Buettcher, SIGIR 2009),
+so exact terms ("Sokolow", "Brugada", "rsR'") reach their documents while paraphrases still match
+by meaning; `dense` and `lexical` use one ranking. Passages without a lexical match enter the
+fusion through their dense rank only.
 
 ``<hash>`` is the sha256 of the inputs and settings (``_fingerprint``), so the same inputs give the
 same directory and the same bytes (no timestamps anywhere). A build writes a temporary directory and
@@ -35,12 +44,14 @@ from ragecg.settings import Settings, get_settings
 from ragecg.values import Passage
 from ragecg.version import __version__
 
+from . import lexical
 from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,
                        scan_inputs, sha256_file, slug)
 from .embed import (embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256,
                     prepare_query_encoder)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2            # 2: the BM25 part (bm25/) beside the FAISS index
+RRF_K = 60                    # reciprocal rank fusion constant (Cormack et al. 2009)
 REBUILD_HINT = "rebuild it with `ragecg knowledge build --force`"
 CHUNK_COLUMNS = ("chunk_id", "doc_id", "n", "section", "text", "source", "sha256")
 
@@ -67,6 +78,7 @@ def _fingerprint(settings: Settings, inputs: list[KnowledgeInput]) -> dict:
         "splitter": {"markdown_headers": [h for h, _ in MARKDOWN_HEADERS],
                      "chunk_size_chars": settings.chunk_size_chars,
                      "chunk_overlap_chars": settings.chunk_overlap_chars},
+        "lexical": lexical.settings_fingerprint(),
         "inputs": [{"key": i.key, "sha256": i.sha256} for i in inputs],
     }
 
@@ -127,9 +139,12 @@ def _write_index_dir(tmp: Path, fingerprint: dict, index_hash: str, docs: list[d
         "sha256": pa.array([c.sha256 for c in chunks], pa.string()),
     })
     pq.write_table(table, tmp / "chunks.parquet", compression="zstd")
+    codes = {d["id"]: d.get("codes") or [] for d in docs}
+    bm25_files = lexical.build([f"{c.embed_text}\n{' '.join(codes.get(c.doc_id, []))}" for c in chunks], tmp / "bm25")
+    names = ["index.faiss", "chunks.parquet"] + [f"bm25/{n}" for n in bm25_files]
     manifest = dict(fingerprint, index_hash=index_hash, dim=int(vectors.shape[1]), n_docs=len(docs),
                     n_chunks=len(chunks), documents=docs,
-                    files={name: sha256_file(tmp / name) for name in ("index.faiss", "chunks.parquet")})
+                    files={name: sha256_file(tmp / name) for name in names})
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -138,14 +153,14 @@ def _previous_vectors(settings: Settings, model_sha: str) -> dict[str, np.ndarra
     h = _active_hash(settings)
     if h is None:
         return {}
-    try:
-        old = load_index(settings.indexes_dir / h)
-    except IndexError_:
+    try:       # the dense part only: an index of an older format (no BM25 part) still lends its vectors
+        manifest, faiss_index, chunks = _read_dense(settings.indexes_dir / h)
+    except Exception:  # noqa: BLE001 - anything unreadable: embed again
         return {}
-    if old.manifest["embedding_model"]["sha256"] != model_sha or old.faiss_index.ntotal == 0:
+    if manifest["embedding_model"]["sha256"] != model_sha or faiss_index.ntotal == 0:
         return {}
-    vecs = old.faiss_index.reconstruct_n(0, old.faiss_index.ntotal)
-    return {sha: vecs[i] for i, sha in enumerate(old.chunk_sha256)}
+    vecs = faiss_index.reconstruct_n(0, faiss_index.ntotal)
+    return {sha: vecs[i] for i, sha in enumerate(chunks["sha256"])}
 
 
 def build_index(settings: Settings, *, force: bool = False) -> BuildResult:
@@ -202,13 +217,14 @@ def _switch_active(settings: Settings, index_hash: str) -> None:
 
 # ------------------------------------------------------------------ loading and search
 class KnowledgeIndex:
-    """A loaded index: exact inner-product search over normalised vectors."""
+    """A loaded index: exact inner-product search over normalised vectors, BM25, and their fusion."""
 
     def __init__(self, path: Path, manifest: dict, faiss_index, chunks: dict[str, list], model_dir: Path | None,
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, lexical_index: lexical.LexicalIndex | None = None):
         self.path = path
         self.manifest = manifest
         self.faiss_index = faiss_index
+        self.lexical_index = lexical_index
         self.index_hash: str = manifest["index_hash"]
         self.embedding_model_name: str = manifest["embedding_model"]["name"]
         self.embedding_model_sha256: str = manifest["embedding_model"]["sha256"]
@@ -217,25 +233,53 @@ class KnowledgeIndex:
         self._model_dir = model_dir
         self._settings = settings
         self._titles = {d["id"]: d["title"] for d in manifest.get("documents", [])}
+        self._codes = {d["id"]: list(d.get("codes") or []) for d in manifest.get("documents", [])}
         self._rows_of_doc: dict[str, list[int]] = {}
         for row, doc_id in enumerate(chunks["doc_id"]):
             self._rows_of_doc.setdefault(doc_id, []).append(row)
+        self._vocabulary: frozenset[str] | None = None
+        self._matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.faiss_index.ntotal)
 
-    def passage(self, i: int, similarity: float = 0.0) -> Passage:
+    @property
+    def mode(self) -> str:
+        return self.settings.retrieval_mode
+
+    def codes_of(self, doc_id: str) -> list[str]:
+        """The SCP statements a document covers (its front matter's codes.scp; none for user files)."""
+        return list(self._codes.get(doc_id, []))
+
+    def vocabulary(self) -> frozenset[str]:
+        """Lower-case words of the indexed passages and titles (for correcting a query's typos)."""
+        if self._vocabulary is None:
+            words: set[str] = set()
+            for text in list(self._chunks["text"]) + list(self._titles.values()):
+                words.update(w.lower() for w in re.findall(r"[A-Za-zÄÖÜäöüß][A-Za-zÄÖÜäöüß-]{2,}", text))
+            self._vocabulary = frozenset(words)
+        return self._vocabulary
+
+    def passage(self, i: int, similarity: float = 0.0, score: float | None = None) -> Passage:
         c = self._chunks
         return Passage(passage_id=c["chunk_id"][i], doc_id=c["doc_id"][i], section=c["section"][i],
                        text=c["text"][i], source=c["source"][i], similarity=round(float(similarity), 6),
-                       title=self._titles.get(c["doc_id"][i], ""))
+                       title=self._titles.get(c["doc_id"][i], ""),
+                       score=round(float(similarity if score is None else score), 6),
+                       codes=self.codes_of(c["doc_id"][i]))
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this index searches with (retrieval mode, embedding model)."""
+        if self._settings is None:
+            self._settings = get_settings()
+        return self._settings
 
     def _query_model_dir(self) -> Path:
         """The embedding model's folder, checked to be the one this index was built with."""
-        if self._settings is None:
-            self._settings = get_settings()
-        model_dir = self._model_dir or embedding_model_dir(self._settings)
-        if embedding_model_sha256(model_dir, self._settings) != self.embedding_model_sha256:
+        settings = self.settings
+        model_dir = self._model_dir or embedding_model_dir(settings)
+        if embedding_model_sha256(model_dir, settings) != self.embedding_model_sha256:
             raise IndexError_(f"index {self.index_hash} was built with another embedding model; {REBUILD_HINT}")
         return model_dir
 
@@ -245,70 +289,165 @@ class KnowledgeIndex:
     def warm_up(self) -> None:
         """Load the query encoder now rather than at the first query (pipeline.Resources.start_loading)."""
         prepare_query_encoder(self._query_model_dir(), self._settings)
+        self._cosines(np.zeros((0, self.faiss_index.d), dtype=np.float32))    # reads the vectors back once
 
-    def search_many(self, queries: list[str], k: int,
-                    doc_ids: list[list[str] | None] | None = None) -> list[list[Passage]]:
-        """The k most similar passages for each query (exact search), most similar first;
-        `doc_ids[i]`, when given, restricts query i to the passages of those documents."""
+    # ---------------------------------------------------------------- rankings and fusion
+    def _rows(self, doc_ids: list[str] | None) -> np.ndarray:
+        if doc_ids is None:
+            return np.arange(len(self), dtype=np.int64)
+        return np.asarray(sorted(r for d in dict.fromkeys(doc_ids) for r in self._rows_of_doc.get(d, ())),
+                          dtype=np.int64)
+
+    def _cosines(self, vecs: np.ndarray) -> np.ndarray:
+        """Cosine similarity of each query vector to every passage: the inner products IndexFlatIP
+        computes, over the stored vectors read back once (`reconstruct_n`); a full ranking is a
+        matrix product, not a top-k search (FAISS's threads cost more than the product here)."""
+        if self._matrix is None:
+            self._matrix = self.faiss_index.reconstruct_n(0, len(self)) if len(self) else \
+                np.zeros((0, self.faiss_index.d), dtype=np.float32)
+        return np.asarray(vecs, dtype=np.float32) @ self._matrix.T
+
+    def _rankings(self, texts: list[str], mode: str) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        """For each text, its rankings (rows best first: dense, lexical or both) over all rows, and
+        every row's cosine similarity to it (zeros when the dense side is not used)."""
+        n = len(self)
+        cos = np.zeros((len(texts), n), dtype=np.float32)
+        ranks: list[list[np.ndarray]] = [[] for _ in texts]
+        if mode in ("dense", "hybrid"):
+            unique = list(dict.fromkeys(texts))        # each distinct text encoded once
+            sims = self._cosines(self._query_vectors(unique))
+            cos = sims[[unique.index(t) for t in texts]]
+            for i in range(len(texts)):
+                ranks[i].append(np.lexsort((np.arange(n), -cos[i])))
+        if mode in ("lexical", "hybrid"):
+            if self.lexical_index is None:
+                raise IndexError_(f"index {self.index_hash} has no lexical part; {REBUILD_HINT}")
+            for i, t in enumerate(texts):
+                s = self.lexical_index.scores(t)
+                order = np.lexsort((np.arange(n), -s))
+                ranks[i].append(order[s[order] > 0])          # only passages sharing a term
+                if mode == "lexical":
+                    cos[i] = s
+        return ranks, cos
+
+    def _fused_rows(self, rankings: list[np.ndarray], allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows best first, their fused scores): reciprocal rank fusion of `rankings`, each
+        restricted to `allowed` before its ranks are counted; rows in no ranking are left out."""
+        n = len(self)
+        keep = np.zeros(n, dtype=bool)
+        keep[allowed] = True
+        fused = np.zeros(n, dtype=np.float64)
+        seen = np.zeros(n, dtype=bool)
+        for order in rankings:
+            kept = order[keep[order]]
+            fused[kept] += 1.0 / (RRF_K + np.arange(1, len(kept) + 1))
+            seen[kept] = True
+        rows = np.flatnonzero(seen)
+        return rows, fused[rows]
+
+    def _top(self, rankings: list[np.ndarray], allowed: np.ndarray, k: int, sims: np.ndarray, mode: str,
+             first_docs: list[str] | tuple[str, ...] = ()) -> list[Passage]:
+        """Top k passages by fused score (ties: higher similarity, then row); the best passage of
+        each of `first_docs` first, in fused order."""
+        if not len(allowed) or k <= 0:
+            return []
+        rows, scores = self._fused_rows(rankings, allowed)
+        order = np.lexsort((rows, -sims[rows], -scores))
+        ranked = [int(r) for r in rows[order]]
+        score_of = dict(zip(rows.tolist(), scores.tolist()))
+        pinned = []
+        for doc in dict.fromkeys(first_docs):
+            r = next((r for r in ranked if self._chunks["doc_id"][r] == doc), None)
+            if r is not None:
+                pinned.append(r)
+        pinned.sort(key=ranked.index)
+        best = (pinned + [r for r in ranked if r not in pinned])[:k]
+        if mode == "dense":
+            return [self.passage(r, sims[r]) for r in best]
+        if mode == "lexical":
+            return [self.passage(r, 0.0, sims[r]) for r in best]
+        return [self.passage(r, sims[r], score_of[r]) for r in best]
+
+    def search_many(self, queries: list[str], k: int, doc_ids: list[list[str] | None] | None = None,
+                    mode: str | None = None) -> list[list[Passage]]:
+        """The k best passages for each query, best first; `doc_ids[i]`, when given, restricts query
+        i to the passages of those documents. `mode`: hybrid | dense | lexical (default: settings)."""
+        mode = mode or self.mode
         out: list[list[Passage]] = [[] for _ in queries]
         filters = doc_ids or [None] * len(queries)
         todo = [i for i, q in enumerate(queries) if q and q.strip()]
-        k = min(int(k), len(self))
-        if not todo or k <= 0:
+        if not todo or k <= 0 or not len(self):
             return out
-        unique = list(dict.fromkeys(queries[i] for i in todo))       # each distinct text encoded once
-        encoded = self._query_vectors(unique)
-        vecs = encoded[[unique.index(queries[i]) for i in todo]]
-        free = [row for row, qi in enumerate(todo) if filters[qi] is None]
-        if free:
-            sims, ids = self.faiss_index.search(vecs[free], k)
-            for r, row in enumerate(free):
-                out[todo[row]] = [self.passage(int(j), sv) for sv, j in zip(sims[r], ids[r]) if j >= 0]
+        ranks, cos = self._rankings([queries[i] for i in todo], mode)
         for row, qi in enumerate(todo):
-            if filters[qi] is not None:
-                out[qi] = self._search_within(vecs[row:row + 1], k, filters[qi])
+            out[qi] = self._top(ranks[row], self._rows(filters[qi]), int(k), cos[row], mode)
         return out
 
-    def _search_within(self, vec: np.ndarray, k: int, doc_ids: list[str]) -> list[Passage]:
-        import faiss
-
-        rows = [r for d in doc_ids for r in self._rows_of_doc.get(d, ())]
-        if not rows:
+    def search_lines(self, query: str, extra_lines: list[str], k: int, mode: str | None = None,
+                     first_docs: list[str] | tuple[str, ...] = ()) -> list[Passage]:
+        """One ranking for a query and lines derived from it (`retrieve/understand.py`: statements its values
+        support, in the knowledge base's own words): the query's rankings (dense, lexical or both)
+        and each extra line's lexical ranking (dense in `dense` mode) fused by reciprocal rank
+        fusion; the best passage of each of `first_docs` first. One text is embedded per query."""
+        mode = mode or self.mode
+        extra = [ln for ln in extra_lines if ln and ln.strip()]
+        if not (query and query.strip()) and not extra or k <= 0 or not len(self):
             return []
-        params = faiss.SearchParameters()
-        params.sel = faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
-        sims, ids = self.faiss_index.search(vec, min(k, len(rows)), params=params)
-        return [self.passage(int(j), sv) for sv, j in zip(sims[0], ids[0]) if j >= 0]
+        ranks, cos = self._rankings([query], mode) if query and query.strip() else ([[]], None)
+        rankings = list(ranks[0])
+        sims = cos[0] if cos is not None else np.zeros(len(self), dtype=np.float32)
+        if extra:
+            extra_ranks, extra_cos = self._rankings(extra, "dense" if mode == "dense" else "lexical")
+            rankings += [r for per in extra_ranks for r in per]
+            if mode != "hybrid":
+                sims = np.maximum(sims, extra_cos.max(axis=0))
+        return self._top(rankings, self._rows(None), int(k), sims, mode, first_docs)
 
-    def search(self, query: str, k: int, doc_ids: list[str] | None = None) -> list[Passage]:
-        return self.search_many([query], k, [doc_ids])[0]
+    def search(self, query: str, k: int, doc_ids: list[str] | None = None, mode: str | None = None) -> list[Passage]:
+        return self.search_many([query], k, [doc_ids], mode=mode)[0]
+
+
+def _read_dense(path: Path) -> tuple[dict, object, dict[str, list]]:
+    """manifest, FAISS index and chunk columns of an index folder, checked against the manifest's
+    sha256 (no format check: `_previous_vectors` reuses older formats' vectors)."""
+    import faiss
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("index.faiss", "chunks.parquet"):
+        if sha256_file(path / name) != manifest["files"][name]:
+            raise ValueError(f"{name} does not match its sha256 in manifest.json")
+    index = faiss.read_index(str(path / "index.faiss"))
+    table = pq.read_table(path / "chunks.parquet", columns=list(CHUNK_COLUMNS))
+    chunks = {name: table.column(name).to_pylist() for name in CHUNK_COLUMNS}
+    if not (index.ntotal == table.num_rows == manifest["n_chunks"]) or index.d != manifest["dim"]:
+        raise ValueError("index.faiss, chunks.parquet and manifest.json disagree")
+    return manifest, index, chunks
 
 
 def load_index(path: Path, model_dir: Path | None = None, settings: Settings | None = None) -> KnowledgeIndex:
     """Load and verify one index folder; IndexError_ (with a rebuild hint) when anything is off."""
-    import faiss
-    import pyarrow.parquet as pq
-
     path = Path(path)
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"index format {manifest.get('format')} is not {FORMAT_VERSION}")
         for name, digest in manifest["files"].items():
             if sha256_file(path / name) != digest:
                 raise ValueError(f"{name} does not match its sha256 in manifest.json")
-        index = faiss.read_index(str(path / "index.faiss"))
-        table = pq.read_table(path / "chunks.parquet", columns=list(CHUNK_COLUMNS))
-        chunks = {name: table.column(name).to_pylist() for name in CHUNK_COLUMNS}
-        if not (index.ntotal == table.num_rows == manifest["n_chunks"]) or index.d != manifest["dim"]:
-            raise ValueError("index.faiss, chunks.parquet and manifest.json disagree")
-        if manifest.get("format") != FORMAT_VERSION:
-            raise ValueError(f"index format {manifest.get('format')} is not {FORMAT_VERSION}")
+        if not any(name.startswith("bm25/") for name in manifest["files"]):
+            raise ValueError("the lexical (BM25) part is missing")
+        manifest, index, chunks = _read_dense(path)
+        lex = lexical.load(path / "bm25")
+        if lex.n_rows != manifest["n_chunks"]:
+            raise ValueError("bm25 and manifest.json disagree")
     except FileNotFoundError as exc:
         raise IndexError_(f"knowledge index incomplete ({Path(exc.filename or '').name or 'file'} missing); "
                           f"{REBUILD_HINT}", path=str(path)) from None
-    except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/Parquet all mean the same to the user
+    except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/Parquet/NumPy all mean the same to the user
         detail = str(exc).splitlines()[0][:160] if isinstance(exc, ValueError) else exc.__class__.__name__
         raise IndexError_(f"knowledge index is corrupt or truncated ({detail}); {REBUILD_HINT}", path=str(path)) from None
-    return KnowledgeIndex(path, manifest, index, chunks, model_dir, settings)
+    return KnowledgeIndex(path, manifest, index, chunks, model_dir, settings, lex)
 
 
 def current_index_hash(settings: Settings) -> str:

@@ -20,7 +20,7 @@ CORE_KEYS = ("heart_rate_bpm", "pr_interval_ms", "qrs_duration_ms", "qtc_bazett_
              "p_present")
 
 
-def _finding(cond: ConditionResult) -> str | None:
+def finding_words(cond: ConditionResult) -> str | None:
     """One criterion's deciding measurement as a finding in words, or None when not measured."""
     if cond.value is None:
         return None
@@ -48,7 +48,7 @@ def _finding(cond: ConditionResult) -> str | None:
 
 def _candidate_line(c: CodeCandidate) -> str:
     met = [r for r in c.conditions if r.met] or c.conditions
-    findings = list(dict.fromkeys(f for r in met if (f := _finding(r))))
+    findings = list(dict.fromkeys(f for r in met if (f := finding_words(r))))
     return f"{c.description}: {', '.join(findings)}" if findings else c.description
 
 
