@@ -63,6 +63,7 @@ class KnowledgeSettings(_Section):
     chunk_size_chars: int
     chunk_overlap_chars: int
     retrieve_k: int
+    retrieval_mode: str
 
 
 class ServerSettings(_Section):
@@ -151,7 +152,8 @@ class Settings(BaseSettings):
         return KnowledgeSettings(knowledge_dirs=self.all_knowledge_dirs(), user_knowledge=self.user_knowledge,
                                  indexes_dir=self.indexes_dir, embedding_model=self.embedding_model,
                                  query_encoder=self.query_encoder, chunk_size_chars=self.chunk_size_chars,
-                                 chunk_overlap_chars=self.chunk_overlap_chars, retrieve_k=self.retrieve_k)
+                                 chunk_overlap_chars=self.chunk_overlap_chars, retrieve_k=self.retrieve_k,
+                                 retrieval_mode=self.retrieval_mode)
 
     @property
     def server(self) -> ServerSettings:

@@ -339,7 +339,6 @@ def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, 
                      mode: Optional[str] = typer.Option(None, "--mode", help="hybrid (default), dense or lexical.")) -> None:
     """Search the knowledge index. Measurements in the query ("PR 236 ms", "S V1 + R V5 45 mm") are
     checked against the knowledge base's criteria and the statements they support are searched too."""
-    from ragecg.errors import InputError
     from ragecg.pipeline import Resources, search_knowledge
     if mode is not None and mode not in ("hybrid", "dense", "lexical"):
         raise InputError(f"unknown --mode {mode!r}; use hybrid, dense or lexical")
