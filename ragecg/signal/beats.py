@@ -29,6 +29,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal as sps
 
+from .nk_findpeaks import ecg_findpeaks     # NeuroKit2's detector without NeuroKit2's package import
+
 INTERNAL_FS = 500.0
 HIGHPASS_HZ = 0.67
 LOWPASS_HZ = 150.0
@@ -95,12 +97,10 @@ def detection_signal(x: np.ndarray, fs: float) -> np.ndarray:
 
 def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices of QRS complexes (peak of the multi-lead QRS-band magnitude)."""
-    import neurokit2 as nk
-
     det = detection_signal(x, fs)
     if not np.isfinite(det).all() or np.max(det) <= 0:
         return np.array([], dtype=int)
-    peaks = np.asarray(nk.ecg_findpeaks(det, sampling_rate=int(fs), method="neurokit")["ECG_R_Peaks"], dtype=int)
+    peaks = np.asarray(ecg_findpeaks(det, sampling_rate=int(fs), method="neurokit")["ECG_R_Peaks"], dtype=int)
     if peaks.size == 0:
         return peaks
     # Refine on the magnitude maximum within +/-50 ms (the detector picks the most prominent local max).
