@@ -616,7 +616,7 @@ def beat_timings(bs: BeatSet, b: Boundaries) -> BeatTimings | None:
                       rr_before)
     flank_t, flank_p = ms(T_FLANK_S), ms(P_FLANK_S)
     for i in range(n):
-        on, off = _qrs_bounds(sv_q[i], bs.fiducial, fs)
+        on, off = qrs_bounds(sv_q[i], bs.fiducial, fs)
         out.qrs_on[i] = np.nan if on is None else on
         out.qrs_off[i] = np.nan if off is None else off
         if b.t_peak is not None and b.t_off is not None:
