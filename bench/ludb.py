@@ -28,7 +28,13 @@ prediction - reference over matched boundaries.
 
 IEC 60601-2-25:2011 (201.12.4.104) tolerances for global durations/intervals on the calibration
 and analytical (CSE) data sets: mean difference and SD of difference vs. the reference:
-P duration +/-10 ms / 15 ms, PR +/-10 / 10, QRS +/-10 / 10, QT +/-25 / 30.
+P duration +/-10 ms / 15 ms, PR +/-10 / 10, QRS +/-6 / 10, QT +/-12 / 30 (the strict limits of the
+2011 edition; the issue's QRS target is SD <= 6 ms too, shown in its own column).
+
+Per-diagnosis rows group the records by ludb.csv: normal (sinus rhythm, no conduction abnormality,
+hypertrophy or pacing), BBB (complete or incomplete bundle branch block, non-specific
+intraventricular conduction delay), LVH, AF/flutter, paced. Records whose rhythm has no fixed PR
+(AF, flutter, third-degree AV block) must have no PR: listed at the end.
 """
 from __future__ import annotations
 
@@ -51,7 +57,8 @@ from ragecg.settings import get_settings  # noqa: E402
 
 LEAD_EXT = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 TOL_S = 0.150
-IEC = {"p_duration_ms": (10, 15), "pr_interval_ms": (10, 10), "qrs_duration_ms": (10, 10), "qt_interval_ms": (25, 30)}
+IEC = {"p_duration_ms": (10, 15), "pr_interval_ms": (10, 10), "qrs_duration_ms": (6, 10), "qt_interval_ms": (12, 30)}
+QRS_SD_TARGET_MS = 6.0
 INTERVALS = ("p_duration_ms", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms", "heart_rate_bpm")
 POINTS = ("p_on", "p_off", "qrs_on", "qrs_off", "t_on", "t_off")
 
@@ -125,6 +132,30 @@ def reference_values(beats: list[dict], fs: float) -> dict[str, float | None]:
     return {"p_duration_ms": med(diff("p_off", "p_on")), "pr_interval_ms": med(diff("qrs_on", "p_on")),
             "qrs_duration_ms": med(diff("qrs_off", "qrs_on")), "qt_interval_ms": med(diff("t_off", "qrs_on")),
             "heart_rate_bpm": hr}
+
+
+def diagnosis_groups(meta) -> dict[int, set[str]]:
+    """Record id -> groups (normal, BBB, LVH, AF, paced, complete block) from ludb.csv."""
+    out: dict[int, set[str]] = {}
+    for r in meta.to_dict("records"):
+        txt = {k: str(v).lower() if isinstance(v, str) else "" for k, v in r.items()}
+        g = set()
+        cond, rhy = txt["Conduction abnormalities"], txt["Rhythms"]
+        if "bundle branch block" in cond or "intravintricular" in cond:
+            g.add("BBB")
+        if "left ventricular hypertrophy" in txt["Hypertrophies"]:
+            g.add("LVH")
+        if "fibrillation" in rhy or "flutter" in rhy:
+            g.add("AF/flutter")
+        if "pac" in txt["Cardiac pacing"]:
+            g.add("paced")
+        if "iii degree" in cond:
+            g.add("complete block")
+        if (not cond.strip() and not txt["Hypertrophies"].strip() and not txt["Cardiac pacing"].strip()
+                and rhy.strip() in ("sinus rhythm", "sinus bradycardia", "sinus tachycardia")):
+            g.add("normal")
+        out[int(r["ID"])] = g
+    return out
 
 
 # ------------------------------------------------------------------------------------------ baseline
@@ -237,7 +268,8 @@ def main(argv=None) -> int:
 
     meta = pd.read_csv(data / "ludb.csv")
     rhythm = {int(r.ID): str(r.Rhythms).strip() for r in meta.itertuples()}
-    paced = {int(i) for i, v in zip(meta["ID"], meta["Cardiac pacing"]) if "pacing" in str(v).lower()}
+    paced = {int(i) for i, v in zip(meta["ID"], meta["Cardiac pacing"]) if "pac" in str(v).lower()}
+    groups = diagnosis_groups(meta)
 
     # warm-up (imports, first-call costs) outside the timing
     warm = read_record(data / "data" / "1.hea")
@@ -258,7 +290,7 @@ def main(argv=None) -> int:
         ref = reference_values(beats, fs)
         ref_x = reference_values(reference_beats(rec, fs, "extreme")[0], fs)
         row = {"id": n, "rhythm": rhythm.get(n, ""), "ref": ref, "ref_extreme": ref_x, "span": span,
-               "ref_beats": beats, "paced": n in paced}
+               "ref_beats": beats, "paced": n in paced, "groups": groups.get(n, set())}
         t = time.perf_counter()
         try:
             an = analyse_ecg(ecg)
@@ -266,6 +298,7 @@ def main(argv=None) -> int:
             m = an.measurements
             row["rag"] = {k: getattr(m, k) for k in INTERVALS}
             row["rag_p_present"] = m.p_present
+            row["rag_unc"] = dict(m.uncertainty)
             row["rag_points"] = ragecg_points(an)
         except RagecgError as exc:
             t_rag[500].append(time.perf_counter() - t)
@@ -295,8 +328,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def interval_table(rows, key_pred: str, title: str, ref_key: str = "ref", where=lambda r: True) -> list[str]:
-    cohorts = (("1-100", lambda r: r["id"] <= 100), ("101-200", lambda r: r["id"] > 100), ("all", lambda r: True))
+COHORTS = (("1-100", lambda r: r["id"] <= 100), ("101-200", lambda r: r["id"] > 100), ("all", lambda r: True))
+
+
+def interval_table(rows, key_pred: str, title: str, ref_key: str = "ref", where=lambda r: True,
+                   cohorts=COHORTS) -> list[str]:
     lines = [f"**{title}** — mean difference ± SD vs. reference (n records), IEC 60601-2-25 limit mean/SD", "",
              "| measure | IEC limit | " + " | ".join(c for c, _ in cohorts) + " |",
              "|---|---|" + "---|" * len(cohorts)]
@@ -317,11 +353,33 @@ def interval_table(rows, key_pred: str, title: str, ref_key: str = "ref", where=
                 continue
             d = np.asarray(d)
             ok = ""
-            if k in IEC:
-                ok = " ✓" if abs(d.mean()) <= IEC[k][0] and d.std(ddof=1) <= IEC[k][1] else " ✗"
-            cells.append(f"{d.mean():+.1f} ± {d.std(ddof=1):.1f} (n={len(d)}{', ' + str(missing) + ' not measured' if missing else ''}){ok}")
+            if k in IEC and len(d) > 1:
+                sd_lim = QRS_SD_TARGET_MS if k == "qrs_duration_ms" else IEC[k][1]
+                ok = " ✓" if abs(d.mean()) <= IEC[k][0] and d.std(ddof=1) <= sd_lim else " ✗"
+            sd = d.std(ddof=1) if len(d) > 1 else float("nan")
+            cells.append(f"{d.mean():+.1f} ± {sd:.1f} (n={len(d)}{', ' + str(missing) + ' not measured' if missing else ''}){ok}")
         lim = f"±{IEC[k][0]} / {IEC[k][1]} ms" if k in IEC else "—"
+        if k == "qrs_duration_ms":
+            lim += f" (target SD {QRS_SD_TARGET_MS:g})"
         lines.append(f"| {k} | {lim} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def uncertainty_lines(rows) -> list[str]:
+    """How the reported beat-to-beat spread (Measurements.uncertainty) relates to the actual error."""
+    lines = ["**Uncertainty** (Measurements.uncertainty: beat-to-beat robust SD) — median reported spread, and "
+             "share of records whose |error vs. median reference| <= max(2 x spread, IEC SD tolerance)", "",
+             "| measure | records | median spread ms | within |", "|---|---|---|---|"]
+    for k in ("p_duration_ms", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms"):
+        u, ok = [], []
+        for r in rows:
+            v, ref, s = r["rag"].get(k), r["ref"].get(k), r.get("rag_unc", {}).get(k)
+            if v is None or ref is None or s is None:
+                continue
+            u.append(s)
+            ok.append(abs(v - ref) <= max(2 * s, IEC[k][1]))
+        if u:
+            lines.append(f"| {k} | {len(u)} | {np.median(u):.1f} | {100 * np.mean(ok):.0f} % |")
     return lines
 
 
@@ -376,6 +434,15 @@ def report(rows, t_rag, t_base, args) -> None:
     out += interval_table(rows, "base", "naive baseline (500 Hz) against the secondary reference",
                           ref_key="ref_extreme")
     out.append("")
+    groups = ("normal", "BBB", "LVH", "AF/flutter", "paced")
+    for ref_key, name in (("ref", "median-over-leads reference"), ("ref_extreme", "earliest/latest reference")):
+        for cohort, sel in COHORTS[:2]:
+            out += interval_table(rows, "rag", f"ragecg (500 Hz) by diagnosis, LUDB {cohort}, {name}", ref_key=ref_key,
+                                  cohorts=[(g, (lambda g, sel: lambda r: sel(r) and g in r["groups"])(g, sel))
+                                           for g in groups])
+            out.append("")
+    out += uncertainty_lines(rows)
+    out.append("")
     out += detection_table(rows, "rag_points", "ragecg (500 Hz)")
     out.append("")
     out += detection_table(rows, "base_points", "naive NeuroKit2 baseline (500 Hz)")
@@ -392,6 +459,17 @@ def report(rows, t_rag, t_base, args) -> None:
         sinus = [r for r in rows if r not in af]
         sp = sum(r.get("rag_p_present") is True for r in sinus)
         out.append(f"Other (sinus / atrial) rhythms: ragecg reports P present in {sp}/{len(sinus)}.")
+        out.append("")
+    no_pr = [r for r in rows if r["groups"] & {"AF/flutter", "complete block"}]
+    if no_pr:
+        bad = [f"{r['id']} ({r['rag'].get('pr_interval_ms')} ms)" for r in no_pr if r["rag"].get("pr_interval_ms") is not None]
+        out.append(f"**No fixed PR** (AF, flutter or third-degree AV block in ludb.csv): {len(no_pr)} records "
+                   f"({', '.join(str(r['id']) for r in no_pr)}); ragecg reports a PR in {len(bad)}"
+                   + (f": {', '.join(bad)}" if bad else "") + ".")
+        with_p = [r for r in rows if r["ref"].get("pr_interval_ms") is not None and not (r["groups"] & {"AF/flutter", "complete block"})]
+        miss = [str(r["id"]) for r in with_p if r["rag"].get("pr_interval_ms") is None]
+        out.append(f"Records with an annotated P wave and a fixed PR: {len(with_p)}; ragecg reports no PR in "
+                   f"{len(miss)}" + (f" ({', '.join(miss)})" if miss else "") + ".")
         out.append("")
     out.append("**Speed** (one process, wall time of the measurement call only, file reading excluded)")
     out.append("")

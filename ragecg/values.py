@@ -138,6 +138,12 @@ class Measurements(BaseModel):
     not_measurable: dict[str, str] = Field(default_factory=dict)   # key -> reason
     methods: dict[str, str] = Field(default_factory=dict)          # key -> lead/method it came from
     confidence: dict[str, float] = Field(default_factory=dict)     # key -> [0, 1]
+    # key (as in flat()) -> beat-to-beat spread in the key's own unit: robust SD (1.4826 x MAD) of the
+    # value measured on each dominant beat separately (ragecg.signal.beats.beat_timings); absent when < 3 beats
+    uncertainty: dict[str, float] = Field(default_factory=dict)
+    # key -> why its value is uncertain (spread above the IEC 60601-2-25 SD tolerance, too few beats);
+    # a key not listed here is a value measured on enough beats with a spread within the tolerance
+    uncertain: dict[str, str] = Field(default_factory=dict)
 
     def get(self, key: str) -> float | bool | None:
         """Value by evidence key: ``qrs_duration_ms`` or ``st_j60_mv[V2]``."""

@@ -136,7 +136,13 @@ def measurement_rows(m: Measurements) -> list[tuple[str, str, str]]:
     rows = []
     for label, key, unit, nd in _INTERVAL_ROWS:
         v = getattr(m, key, None)
-        rows.append((label, format_number(v, unit, nd), key if v is not None else m.not_measurable.get(key, "")))
+        text = format_number(v, unit, nd)
+        if v is not None and key in m.uncertainty:     # beat-to-beat spread (robust SD over the beats)
+            text = f"{v:.{nd}f} ± {m.uncertainty[key]:.{nd}f}{(' ' + unit) if unit else ''}"
+        note = key if v is not None else m.not_measurable.get(key, "")
+        if v is not None and key in m.uncertain:
+            note += f" (uncertain: {m.uncertain[key]})"
+        rows.append((label, text, note))
     return rows
 
 

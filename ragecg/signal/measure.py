@@ -12,7 +12,8 @@ from ragecg.values import (FLAT_P2P_MV, LIMB_LEADS, PRECORDIAL_LEADS, STANDARD_L
                            LeadMeasurements, Measurements)
 
 from . import rhythm
-from .beats import P_CONSISTENCY_R, build_beats, delineate_median, p_consistency
+from .beats import (LONG_RR_FRACTION, P_BEAT_R, P_CONSISTENT_SHARE, P_SEARCH_S, P_TIMING_TOL_S, beat_timings,
+                    build_beats, delineate_median, p_locked_after_long_rr, robust_sd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -22,6 +23,8 @@ from .beats import P_CONSISTENCY_R, build_beats, delineate_median, p_consistency
 MIN_WAVE_MV = 0.030             # IEC 60601-2-51:2003 Annex GG.5: a wave deviates >= 30 uV ...
 MIN_WAVE_S = 0.006              # ... for >= 6 ms from the reference level
 PAUSE_RR_S = 2.0                # pause: RR > 2.0 s (ragecg specification, issue 4)
+REGULAR_NN_RANGE_S = 0.12       # sinus arrhythmia: P-P variation > 0.12 s (Surawicz & Knilans, Chou's
+                                # Electrocardiography in Clinical Practice, 6th ed.); below it, regular
 P_MIN_LEADS = 2                 # a P wave must be seen in two leads: one lead alone may be an artefact
 SNR_MIN = 1.0                   # a lead / P wave is measured when its median-beat signal exceeds the
                                 # single-beat noise (beat-to-beat residual RMS): signal > noise
@@ -318,7 +321,11 @@ def _morphology(out: Measurements, bs):
     b = delineate_median(m, fs, bs.fiducial, rr_s)
     n = m.shape[1]
     on, off = b.qrs_on, b.qrs_off
-    ref = np.mean(m[:, max(0, on - int(0.01 * fs)):on + 1], axis=1)
+    # Per-lead waves (Q, R, S, amplitudes, ST and T levels) inside the median-over-leads QRS, their
+    # reference level just before its onset; the global QRS (durations, PR, QT) uses b.qrs_on/off.
+    w_on = b.qrs_on_leads if b.qrs_on_leads is not None else on
+    w_off = b.qrs_off_leads if b.qrs_off_leads is not None else off
+    ref = np.mean(m[:, max(0, w_on - int(0.01 * fs)):w_on + 1], axis=1)
     conf_beats = min(1.0, n_dom / 5)
 
     out.qrs_duration_ms = round(_ms(off - on, fs), 1)
@@ -335,18 +342,48 @@ def _morphology(out: Measurements, bs):
     else:
         out.not_measurable["qt_interval_ms"] = b.notes.get("t_off", "T end not found")
 
+    timings = beat_timings(bs, b)
     n_p_leads = p_wave_leads(bs, b)
-    rs = p_consistency(bs, b) if n_p_leads >= P_MIN_LEADS else []
-    p_ok = bool(rs) and float(np.median(rs)) >= P_CONSISTENCY_R
-    p_reason = "no P wave detected (absent, or not the same from beat to beat)"
+    locked = timings.p_locked if timings is not None else np.zeros(0, dtype=bool)
+    # In a regular rhythm interrupted by premature beats (ragecg.rhythm: >= 20 % early; the intervals
+    # between non-premature beats vary by < REGULAR_NN_RANGE_S), the premature beats are left out of
+    # the share: an atrial premature beat has its own, earlier P wave (or none). In an irregular
+    # rhythm (AF) "premature" says nothing about the atria, so every beat counts.
+    flags = rhythm.premature_flags(bs.rr_s)
+    nn = rhythm.nn_intervals(bs.rr_s, flags)
+    premature = flags[bs.dominant]
+    if (premature.size == locked.size and int(np.sum(~premature)) >= 2 and nn.size >= 2
+            and float(np.ptp(nn)) < REGULAR_NN_RANGE_S):
+        locked = locked[~premature]
+    share = float(np.mean(locked)) if locked.size else 0.0
+    n_long_ok, n_long = p_locked_after_long_rr(timings, rr_s) if timings is not None else (0, 0)
+    after_long_ok = n_long < 2 or n_long_ok >= P_CONSISTENT_SHARE * n_long
+    p_ok = n_p_leads >= P_MIN_LEADS and locked.size >= 2 and share >= P_CONSISTENT_SHARE and after_long_ok
+    if n_p_leads < P_MIN_LEADS:
+        p_reason = f"no P wave above the beat-to-beat noise in >= {P_MIN_LEADS} leads of the median beat"
+    elif locked.size < 2:
+        p_reason = "fewer than two beats to check that a P wave precedes every QRS"
+    elif share >= P_CONSISTENT_SHARE and not after_long_ok:
+        p_reason = (f"the P-like wave is missing in {n_long - n_long_ok} of the {n_long} beats after a long RR "
+                    f"(>= {LONG_RR_FRACTION:g} x median): it follows the previous beat, not the QRS (AF possible)")
+    else:
+        p_reason = (f"P wave not at a fixed distance before the QRS beat by beat ({int(locked.sum())} of "
+                    f"{locked.size} beats; AF, flutter, junctional rhythm or AV dissociation possible)")
     out.p_present = p_ok
     out.methods["p_present"] = (f"P wave of the median beat above single-beat noise in >= {P_MIN_LEADS} leads "
-                                f"and the same in the beats (median r >= {P_CONSISTENCY_R})")
+                                f"and found again (r >= {P_BEAT_R}, within +/-{P_TIMING_TOL_S * 1000:g} ms "
+                                f"of its median-beat position) in >= {P_CONSISTENT_SHARE:.0%} of the dominant non-premature beats and of those "
+                                f"after a long RR (>= {LONG_RR_FRACTION:g} x median)")
     out.confidence["p_present"] = round(conf_beats, 2)
     if p_ok:
-        out.p_waves_per_qrs = round(float(np.mean(np.asarray(rs) >= P_CONSISTENCY_R)), 2)
-        out.methods["p_waves_per_qrs"] = ("fraction of dominant beats preceded by the median P wave (r >= "
-                                          f"{P_CONSISTENCY_R}); P waves not followed by a QRS are not counted")
+        out.p_waves_per_qrs = round(share, 2)
+        out.methods["p_waves_per_qrs"] = (
+            f"fraction of dominant beats with the median P wave (r >= {P_BEAT_R}, searched +/-"
+            f"{P_SEARCH_S * 1000:g} ms) at a fixed PR (+/-{P_TIMING_TOL_S * 1000:g} ms); P waves not followed "
+            "by a QRS are not counted")
+    else:
+        out.not_measurable["p_waves_per_qrs"] = p_reason
+    if p_ok:
         out.p_duration_ms = round(_ms(b.p_off - b.p_on, fs), 1)
         out.pr_interval_ms = round(_ms(on - b.p_on, fs), 1)
         out.confidence["p_duration_ms"] = out.confidence["pr_interval_ms"] = round(conf_beats * 0.9, 2)
@@ -354,8 +391,9 @@ def _morphology(out: Measurements, bs):
             f"median beat; P onset/end = median over {b.leads_used.get('p_on', 0)}/{b.leads_used.get('p_off', 0)} "
             "leads of wavelet boundaries")
     else:
-        for k in ("p_duration_ms", "pr_interval_ms", "p_axis_deg", "p_waves_per_qrs"):
+        for k in ("p_duration_ms", "pr_interval_ms", "p_axis_deg"):
             out.not_measurable[k] = p_reason
+    _uncertainty(out, timings, fs, p_ok)
 
     # per lead
     # ST at the J point where no lead is still inside its QRS (a terminal R' or slurred S of one
@@ -364,13 +402,13 @@ def _morphology(out: Measurements, bs):
     for i, ld in enumerate(bs.leads):
         lm = LeadMeasurements()
         y = m[i] - ref[i]
-        _qrs_lead(y[on:off + 1], fs, lm)
+        _qrs_lead(y[w_on:w_off + 1], fs, lm)
         for name, dt in (("st_j_mv", 0.0), ("st_j60_mv", 0.06), ("st_j80_mv", 0.08)):
             k = j + int(round(dt * fs))
             if k + 2 < n:
                 setattr(lm, name, round(float(np.mean(y[max(0, k - 2):k + 3])), 3))
         if b.t_off is not None and b.t_peak is not None:
-            t_lo = off + int(0.08 * fs)
+            t_lo = w_off + int(0.08 * fs)
             seg = y[t_lo:b.t_off + 1]
             if seg.size:
                 k = int(np.argmax(np.abs(seg)))
@@ -415,7 +453,7 @@ def _morphology(out: Measurements, bs):
     for key, group in (("limb_lead_qrs_max_mv", LIMB_LEADS), ("precordial_qrs_max_mv", PRECORDIAL_LEADS)):
         idx = [i for i, ld in enumerate(bs.leads) if ld in group]
         if idx:
-            seg = m[idx, on:off + 1]
+            seg = m[idx, w_on:w_off + 1]
             out.__setattr__(key, round(float(np.max(np.ptp(seg, axis=1))), 3))
             out.methods[key] = f"largest QRS peak-to-peak over {len(idx)} leads"
         else:
@@ -425,6 +463,40 @@ def _morphology(out: Measurements, bs):
     if not p_ok:
         b.p_on = b.p_peak = b.p_off = None
     return b
+
+
+# IEC 60601-2-25:2011 201.12.4.104: SD tolerance of the difference to the reference, ms. A value whose
+# beat-to-beat spread exceeds it is flagged in `uncertain` (the beats disagree more than the standard
+# allows a program to disagree with the reference).
+IEC_SD_TOLERANCE_MS = {"p_duration_ms": 15.0, "pr_interval_ms": 10.0, "qrs_duration_ms": 10.0, "qt_interval_ms": 30.0}
+MIN_BEATS_FOR_SPREAD = 3
+
+
+def _uncertainty(out: Measurements, t, fs: float, p_ok: bool) -> None:
+    """Beat-to-beat spread of the global intervals (see Measurements.uncertainty) and their flags."""
+    if t is None:
+        per_beat = {}
+    else:
+        per_beat = {"qrs_duration_ms": t.qrs_off - t.qrs_on, "qt_interval_ms": t.t_off - t.qrs_on}
+        if p_ok:
+            per_beat["pr_interval_ms"] = t.qrs_on - t.p_on
+            per_beat["p_duration_ms"] = t.p_off - t.p_on
+    for key in IEC_SD_TOLERANCE_MS:
+        if getattr(out, key) is None:
+            continue
+        v = per_beat.get(key)
+        n_ok = int(np.sum(np.isfinite(v))) if v is not None else 0
+        sd = robust_sd(v) if v is not None else None
+        if sd is None:
+            out.uncertain[key] = f"delineated on {n_ok} beat(s) only (< {MIN_BEATS_FOR_SPREAD}): no spread"
+            continue
+        # never below the quantisation noise of the record's own sampling (SD of a uniform error over
+        # one sample period = period / sqrt(12)): identical beats on a coarse grid are not exact values
+        floor_ms = 1000.0 / out.sampling_rate_hz / math.sqrt(12.0)
+        out.uncertainty[key] = round(max(_ms(sd, fs), floor_ms), 1)
+        if out.uncertainty[key] > IEC_SD_TOLERANCE_MS[key]:
+            out.uncertain[key] = (f"beat-to-beat spread {out.uncertainty[key]:g} ms > "
+                                  f"{IEC_SD_TOLERANCE_MS[key]:g} ms (IEC 60601-2-25 SD tolerance)")
 
 
 def _qtc(out: Measurements) -> None:
@@ -443,3 +515,8 @@ def _qtc(out: Measurements) -> None:
     for k in keys:
         out.methods[k] = "QT of the median beat, mean RR"
         out.confidence[k] = out.confidence.get("qt_interval_ms", 0.5)
+        if "qt_interval_ms" in out.uncertainty:   # the corrections scale QT by a factor (Bazett, Fridericia)
+            factor = getattr(out, k) / qt if k in ("qtc_bazett_ms", "qtc_fridericia_ms") else 1.0
+            out.uncertainty[k] = round(out.uncertainty["qt_interval_ms"] * factor, 1)
+        if "qt_interval_ms" in out.uncertain:
+            out.uncertain[k] = out.uncertain["qt_interval_ms"]
