@@ -30,11 +30,13 @@ FAKE_PATIENT = ["<name>: Zebulon Quaxley-Fitzwarren", "<patient id>: MRN-7Q4X9-2
 
 @functools.lru_cache(maxsize=4)
 def base_signal(data_dir: str, record: str = BASE_RECORD) -> np.ndarray:
-    """The base record's physical signal (samples x 12, mV, LUDB lead order)."""
+    """The base record's physical signal (samples x 12, mV, LUDB lead order): LUDB's stored values are
+    microvolts, its header gains scale every lead to 1 mV peak-to-peak (SOURCES.md), which Einthoven's
+    law flags (issue 18)."""
     import wfdb
-    rec = wfdb.rdrecord(str(Path(data_dir) / record))
+    rec = wfdb.rdrecord(str(Path(data_dir) / record), physical=False)
     assert [n.lower() for n in rec.sig_name] == LUDB_NAMES, rec.sig_name
-    sig = rec.p_signal.astype(np.float64)
+    sig = rec.d_signal.astype(np.float64) / 1000.0
     sig.setflags(write=False)
     return sig
 
