@@ -170,8 +170,8 @@ def _muscle(sig):
 
 def _electrode_motion_heavy(sig):
     """Electrode motion in the ECG's own band (the 'em' model of bench/noise.py): Gaussian noise band-passed
-    1-20 Hz, switched on in 0.5-2 s bursts at independent times in each lead, 0.5 mV SD while on (about
-    the size of the QRS). (Bursts that hit every lead at the same moments are not caught: docs/reliability.md.)"""
+    1-20 Hz, switched on in 0.5-2 s bursts at independent times in each lead, SD half the lead's peak-to-peak
+    while on (about the size of the QRS). (Bursts that hit every lead at the same moments are not caught: docs/reliability.md.)"""
     from scipy import signal as sps
     rng = np.random.default_rng(13)
     band = sps.sosfiltfilt(sps.butter(4, [1 / (FS / 2), 20 / (FS / 2)], "band", output="sos"),
@@ -184,7 +184,7 @@ def _electrode_motion_heavy(sig):
             if rng.random() < 0.5:
                 env[t:t + dur, j] = np.hanning(min(dur, sig.shape[0] - t))
             t += dur
-    return sig + 0.5 * band / band.std(axis=0) * env
+    return sig + 0.5 * np.ptp(sig, axis=0) * band / band.std(axis=0) * env   # 0.5 x each lead's peak-to-peak
 
 
 def _noise_only(sig):
@@ -396,7 +396,7 @@ KINDS: list[Kind] = [
          r"units|beyond"),
     Kind("millivolts_as_uv", "values in mV labelled uV (1000x too small)", _unit("uV"), 4, r"flat"),
     Kind("noise_only", "Gaussian noise, no ECG (0.3 mV SD)", _with_signal(_noise_only), 4, r"noise"),
-    Kind("electrode_motion_heavy", "1-20 Hz noise bursts of 0.5 mV SD at independent times in each lead",
+    Kind("electrode_motion_heavy", "1-20 Hz noise bursts (SD half the lead p-p) at independent times in each lead",
          _with_signal(_electrode_motion_heavy), 4, r"beats not confirmed"),
     Kind("muscle_noise", "10-150 Hz muscle-like noise at 6 dB SNR (0.1 mV SD)", _with_signal(_muscle), 4,
          r"muscle\) noise"),
