@@ -29,7 +29,8 @@ FLAT_P2P_MV = 0.05
 
 @dataclass
 class Ecg:
-    """A 12-lead ECG in mV, columns in STANDARD_LEADS order. A missing lead is NaN and listed."""
+    """An ECG in mV, 12 columns in STANDARD_LEADS order. A lead the file does not hold is NaN and listed in
+    `missing_leads` (any subset of the 12 leads, at least one, is read: Holter, limb-lead, single-lead)."""
 
     signals_mv: np.ndarray            # samples x 12, float32
     sampling_rate_hz: float
@@ -256,14 +257,34 @@ class LeadQuality(BaseModel):
     beat_agreement: float | None = None    # bSQI of this lead's own beats with the multi-lead beats
 
 
+class PacingFinding(BaseModel):
+    """Pacemaker stimuli found on the raw signal (ragecg.signal.pacing)."""
+
+    kind: Literal["none", "ventricular", "atrial", "dual", "not_excluded"]
+    spike_count: int = 0
+    paced_beats: int = 0
+    beats: int = 0
+    spike_samples: list[int] = Field(default_factory=list)       # sample indices at the record's rate
+    paced_beat_samples: list[int] = Field(default_factory=list)
+    note: str | None = None
+
+
 class Quality(BaseModel):
     leads: dict[str, LeadQuality]
     verdict: Literal["usable", "limited", "unusable"]
     reasons: list[str] = Field(default_factory=list)
     beat_agreement: float | None = None    # bSQI: multi-lead beats vs the beats at least half the leads see
     mains_filter_hz: list[float] = Field(default_factory=list)   # notch filters applied before measurement
-    electrode_findings: list[Literal["limb_lead_reversal", "inverted_polarity"]] = Field(default_factory=list)
+    electrode_findings: list[Literal["limb_lead_reversal", "inverted_polarity", "limb_lead_inconsistency"]] = Field(
+        default_factory=list)
     withheld_codes: list[str] = Field(default_factory=list)      # fired, but on criteria a finding makes unreliable
+    missing_leads: list[str] = Field(default_factory=list)       # not in the recording (reduced-lead ECG)
+    unusable_leads: list[str] = Field(default_factory=list)      # recorded but not measured (flat, noisy, ...)
+    not_evaluated_codes: list[str] = Field(default_factory=list)  # every rule needs a lead or measure not there
+    muscle_filter_hz: float | None = None                        # low-pass applied against muscle noise
+    uncertain_codes: list[str] = Field(default_factory=list)     # fired on amplitudes a filter lowers
+    einthoven: dict[str, float] = Field(default_factory=dict)    # residual / tolerance per law checked
+    pacing: PacingFinding | None = None
 
     def usable_leads(self) -> list[str]:
         """Leads that may be measured: good or noisy (noisy leads are measured with lower confidence)."""

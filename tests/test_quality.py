@@ -65,7 +65,8 @@ def test_gate_refuses_electrode_motion_that_adds_beats(data_dir):
     for n in (58, 62):
         ecg, p2p = _ludb_record_and_qrs_p2p(bench, data_dir, n)
         _, q = checked_signal(ecg)
-        assert q.verdict == "usable" and q.beat_agreement >= 0.9, q.reasons
+        # "limited", not "usable": read through its header gains LUDB fails the Einthoven check (issue 18)
+        assert q.verdict != "unusable" and q.beat_agreement >= 0.9, q.reasons
         _, q = checked_signal(bench.with_noise(ecg, "em", 6.0, p2p, seed=n))
         assert q.verdict == "unusable" and "beats not confirmed" in q.reasons[0], q.reasons
 

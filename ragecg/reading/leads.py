@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ragecg.errors import InputError
-from ragecg.values import LIMB_DERIVED, STANDARD_LEADS, Ecg
+from ragecg.values import STANDARD_LEADS, Ecg
 
 _ALIASES = {
     "i": "I", "ii": "II", "iii": "III", "avr": "aVR", "avl": "aVL", "avf": "aVF",
@@ -23,6 +23,9 @@ MIN_SAMPLING_RATE_HZ = 50.0
 MAX_SAMPLING_RATE_HZ = 20_000.0
 MIN_DURATION_S = 2.0
 MAX_DURATION_S = 600.0 + 1e-6  # 10 minutes; longer records are refused (bounded memory)
+# A WFDB record up to 1 h long (INCART's 30-minute records in the Challenge data) is read for its first
+# 10 minutes (wfdb reads a window without loading the rest); longer ones are refused.
+MAX_WFDB_DURATION_S = 3600.0 + 1e-6
 
 
 def standard_lead_name(name: str) -> str | None:
@@ -67,20 +70,37 @@ def ecg_from_leads(leads: dict[str, np.ndarray], sampling_rate_hz: float, *, sou
     if scale is None:
         raise InputError(f"unknown signal unit {units!r} (expected mV, uV or V)", path=name)
 
-    derived: list[str] = []
-    if "I" in mapped and "II" in mapped and not all(ld in mapped for ld in LIMB_DERIVED):
-        lead_i, lead_ii = mapped["I"], mapped["II"]
-        with np.errstate(invalid="ignore"):   # inf - inf in a damaged sample: NaN, handled by quality
-            formulas = {"III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
-                        "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
-        for lead_name, values in formulas.items():
-            if lead_name not in mapped:
-                mapped[lead_name] = values
-                derived.append(lead_name)
+    derived = derive_limb_leads(mapped)
     missing = [ld for ld in STANDARD_LEADS if ld not in mapped]
-    if missing:
-        raise InputError(f"missing lead(s) {', '.join(missing)}; a 12-lead ECG is required"
-                         + (f" (unrecognised labels: {', '.join(unknown[:6])})" if unknown else ""), path=name)
-    signals = np.column_stack([mapped[ld] * scale for ld in STANDARD_LEADS]).astype(np.float32)
+    if len(missing) == len(STANDARD_LEADS):
+        raise InputError("no standard ECG lead found" + (f" (unrecognised labels: {', '.join(unknown[:6])})"
+                                                         if unknown else ""), path=name)
+    # A lead not in the file is kept as a NaN column and listed: the quality gate marks it missing, the
+    # measurements skip it and the criteria that read it are not evaluated (reduced-lead ECGs).
+    nan = np.full(n, np.nan)
+    signals = np.column_stack([mapped[ld] * scale if ld in mapped else nan for ld in STANDARD_LEADS]).astype(np.float32)
     return Ecg(signals_mv=signals, sampling_rate_hz=float(sampling_rate_hz), source_path=str(source_path),
-               source_format=source_format, missing_leads=[], derived_leads=derived, **meta)
+               source_format=source_format, missing_leads=missing, derived_leads=derived, **meta)
+
+
+def derive_limb_leads(mapped: dict[str, np.ndarray]) -> list[str]:
+    """Add to `mapped` the limb leads that any two of I, II, III determine (Einthoven's law II = I + III;
+    Goldberger's augmented leads aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2); returns their names.
+    A lead the file holds is never replaced, even when it is flat (the quality gate judges it)."""
+    with np.errstate(invalid="ignore"):   # inf - inf in a damaged sample: NaN, handled by quality
+        if "I" in mapped and "II" in mapped:
+            lead_i, lead_ii = mapped["I"], mapped["II"]
+        elif "I" in mapped and "III" in mapped:
+            lead_i, lead_ii = mapped["I"], mapped["I"] + mapped["III"]
+        elif "II" in mapped and "III" in mapped:
+            lead_i, lead_ii = mapped["II"] - mapped["III"], mapped["II"]
+        else:
+            return []
+        formulas = {"I": lead_i, "II": lead_ii, "III": lead_ii - lead_i, "aVR": -(lead_i + lead_ii) / 2,
+                    "aVL": lead_i - lead_ii / 2, "aVF": lead_ii - lead_i / 2}
+    derived = []
+    for lead_name, values in formulas.items():
+        if lead_name not in mapped:
+            mapped[lead_name] = values
+            derived.append(lead_name)
+    return derived

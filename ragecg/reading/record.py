@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,8 @@ from ragecg.errors import InputError
 from ragecg.values import Ecg
 
 from .formats import detect_and_read
-from .leads import MAX_DURATION_S, MAX_SAMPLING_RATE_HZ, MIN_SAMPLING_RATE_HZ, ecg_from_leads, standard_lead_name
+from .leads import (MAX_DURATION_S, MAX_SAMPLING_RATE_HZ, MAX_WFDB_DURATION_S, MIN_SAMPLING_RATE_HZ, ecg_from_leads,
+                    standard_lead_name)
 
 
 def _parse_demographics(comments: list[str]) -> dict:
@@ -45,9 +48,12 @@ def resolve_wfdb_path(path: str | Path) -> Path:
 
 
 def read_wfdb(path: str | Path) -> Ecg:
-    """Read a WFDB record (PTB-XL, LUDB, Challenge 2021 `.mat`), any lead order, any gain."""
-    import wfdb
+    """Read a WFDB record (PTB-XL, LUDB, PhysioNet Challenge 2020/2021 `.mat`), any lead order, any gain.
 
+    Challenge 2020 headers whose record line names the signal file (`E00001.mat 12 500 5000 05-May-2020
+    09:49:17`) are read through a corrected copy of the header (`challenge_header_fix`). A record longer
+    than 10 minutes (INCART's 30-minute records) is read for its first 10 minutes, with a warning.
+    """
     given = Path(path)
     base = resolve_wfdb_path(given)
     hea = base.with_name(base.name + ".hea")
@@ -59,6 +65,75 @@ def read_wfdb(path: str | Path) -> Ecg:
     if hea.stat().st_size == 0:
         raise InputError("header file is empty", path=shown)
     _check_header_text(hea, shown)
+    fixed = challenge_header_fix(hea.read_text(encoding="ascii", errors="replace"))
+    if fixed is None:
+        return _read_wfdb_checked(base, hea, shown)
+
+    with tempfile.TemporaryDirectory(prefix="ragecg-hea-") as tmp:
+        tmp_base = Path(tmp) / base.name
+        tmp_base.with_name(base.name + ".hea").write_text(fixed, encoding="ascii")
+        for fname in _signal_file_names(fixed):
+            src = base.parent / fname
+            if not src.is_file():
+                raise InputError(f"signal file {fname} named by the header does not exist", path=shown)
+            try:
+                (Path(tmp) / fname).symlink_to(src.resolve())
+            except OSError:           # no symlinks (Windows without privilege): a copy
+                shutil.copyfile(src, Path(tmp) / fname)
+        return _read_wfdb_checked(tmp_base, hea, shown)
+
+
+_WFDB_TIME = re.compile(r"^\d{1,2}:\d{1,2}(:\d{1,2}(\.\d+)?)?$")
+_WFDB_DATE = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
+
+
+def challenge_header_fix(text: str) -> str | None:
+    """The header text with the PhysioNet Challenge 2020 variants made standard WFDB, or None when it is
+    standard already. Variants (Perez Alday et al., Physiol Meas 2020;41:124003, the Challenge 2020 data
+    as distributed): the record line names the signal file (`E00001.mat 12 500 5000`) and carries the
+    date before the time in `dd-Mon-yyyy` (`05-May-2020 09:49:17`); WFDB wants the record name and
+    `time date` as `hh:mm:ss dd/mm/yyyy`. The date and time are dropped (not used here)."""
+    lines = text.splitlines()
+    idx = next((i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")), None)
+    if idx is None:
+        return None
+    fields = lines[idx].split()
+    changed = False
+    name = fields[0]
+    seg = ""
+    if "/" in name:
+        name, seg = name.split("/", 1)
+        seg = "/" + seg
+    if re.fullmatch(r"[-\w]+\.(mat|dat|hea|MAT|DAT|HEA)", name):
+        fields[0] = name.rsplit(".", 1)[0] + seg
+        changed = True
+    extra = fields[4:]
+    standard = (not extra or (len(extra) <= 2 and _WFDB_TIME.match(extra[0])
+                              and (len(extra) == 1 or _WFDB_DATE.match(extra[1]))))
+    if not standard:
+        fields = fields[:4]
+        changed = True
+    if not changed:
+        return None
+    lines[idx] = " ".join(fields)
+    return "\n".join(lines) + "\n"
+
+
+def _signal_file_names(text: str) -> list[str]:
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    names = []
+    for ln in lines[1:]:
+        f = ln.split()[0]
+        if f not in names and f != "~":
+            if not re.fullmatch(r"[-\w.]+", f):
+                raise InputError("the header names a signal file outside the record's folder", path=f)
+            names.append(f)
+    return names
+
+
+def _read_wfdb_checked(base: Path, hea: Path, shown: str) -> Ecg:
+    import wfdb
+
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises many types for malformed headers
@@ -72,23 +147,31 @@ def read_wfdb(path: str | Path) -> Ecg:
     if not MIN_SAMPLING_RATE_HZ <= header.fs <= MAX_SAMPLING_RATE_HZ:
         raise InputError(f"sampling rate {header.fs:g} Hz is outside {MIN_SAMPLING_RATE_HZ:g}-{MAX_SAMPLING_RATE_HZ:g} Hz",
                          path=shown)
+    sampto = None
     if header.sig_len / header.fs > MAX_DURATION_S:
-        raise InputError(f"record is {header.sig_len / header.fs:.0f} s long; at most 600 s (10 min) is accepted", path=shown)
+        if header.sig_len / header.fs > MAX_WFDB_DURATION_S:
+            raise InputError(f"record is {header.sig_len / header.fs:.0f} s long; at most 600 s (10 min) is accepted",
+                             path=shown)
+        sampto = int(600 * header.fs)
     for fname in sorted(set(header.file_name or [])):
         f = base.parent / fname
         if not f.is_file():
             raise InputError(f"signal file {fname} named by the header does not exist", path=shown)
     size_warnings = _check_signal_file_sizes(header, base, shown)
     try:
-        rec = wfdb.rdrecord(str(base), physical=False)
+        rec = wfdb.rdrecord(str(base), physical=False, sampto=sampto)
         signals = rec.dac()   # physical units; WFDB's invalid-sample value becomes NaN
     except Exception as exc:
         raise InputError(f"cannot read the signal data ({type(exc).__name__}); the file may be truncated or corrupt",
                          path=shown) from None
-    _check_checksums(rec, shown)
+    if sampto is None:
+        _check_checksums(rec, shown)
+    else:
+        size_warnings.append(f"warning: {shown}: record is {header.sig_len / header.fs:.0f} s long; only its first "
+                             "600 s (10 min) were read")
     for msg in size_warnings:
         logging.getLogger("ragecg").warning(msg)
-    if signals is None or signals.ndim != 2 or signals.shape[0] != header.sig_len:
+    if signals is None or signals.ndim != 2 or signals.shape[0] != (sampto or header.sig_len):
         raise InputError("signal data is shorter than the header says (truncated file?)", path=shown)
     units = {str(u).strip() for u in (rec.units or ["mV"])}
     if len(units) != 1:
@@ -129,7 +212,8 @@ def _check_header_text(hea: Path, shown: str) -> None:
         raise InputError("header record/signal lines are not ASCII (WFDB record and file names must be ASCII "
                          "letters, digits, _ and -)", path=shown)
     fields = lines[0].decode("ascii").split()
-    if len(fields) < 2 or not re.fullmatch(r"[-\w]+(/\d+)?", fields[0]) or not fields[1].isdigit():
+    if (len(fields) < 2 or not re.fullmatch(r"[-\w]+(\.(mat|dat|hea|MAT|DAT|HEA))?(/\d+)?", fields[0])
+            or not fields[1].isdigit()):
         raise InputError("not a valid WFDB header (the first line is not a record line)", path=shown)
     if len(fields) < 3:
         raise InputError("header gives no sampling rate (WFDB would assume 250 Hz); refused", path=shown)

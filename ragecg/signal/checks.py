@@ -1,5 +1,6 @@
 """Checks that need measured values (after `measure`): a probable LA/RA electrode reversal or all-lead
-polarity inversion, added to the `Quality` (verdict at most "limited"). See docs/reliability.md."""
+polarity inversion, added to the `Quality` (verdict at most "limited"); the intervals ventricular pacing
+changes, flagged on the `Measurements`. See docs/reliability.md."""
 from __future__ import annotations
 
 from ragecg.values import Measurements, Quality
@@ -45,4 +46,22 @@ def with_measurement_checks(quality: Quality, m: Measurements) -> Quality:
     kind = "inverted_polarity" if found[0].startswith("possible inverted polarity") else "limb_lead_reversal"
     verdict = "limited" if quality.verdict == "usable" else quality.verdict
     return quality.model_copy(update={"reasons": [*quality.reasons, *found], "verdict": verdict,
-                                      "electrode_findings": [kind]})
+                                      "electrode_findings": [*quality.electrode_findings, kind]})
+
+
+def with_pacing_flags(m: Measurements, quality: Quality) -> Measurements:
+    """`m` with the intervals ventricular pacing changes flagged: the PR interval is the device's AV delay
+    (not reported, the reason given), QRS and QT are those of the paced complexes, measured after the
+    stimulus was blanked (their method says so, their confidence is at most 0.5)."""
+    p = quality.pacing
+    if p is None or p.kind not in ("ventricular", "dual"):
+        return m
+    m = m.model_copy(deep=True)
+    m.pr_interval_ms = None
+    m.not_measurable["pr_interval_ms"] = "ventricular pacing: the AV interval is set by the pacemaker"
+    for key in ("qrs_duration_ms", "qt_interval_ms"):
+        if m.get(key) is not None:
+            m.methods[key] = (m.methods.get(key, "") + f"; {p.paced_beats} of {p.beats} beats paced: measured on the "
+                              "paced complex after the stimulus was blanked").lstrip("; ")
+            m.confidence[key] = min(m.confidence.get(key, 1.0), 0.5)
+    return m

@@ -28,7 +28,8 @@ would otherwise yield invented waves). Thresholds and their sources:
   beats. Electrode motion (noise in the ECG's own band, which the spectral rules above cannot see) adds
   or hides beats. Each lead's own bSQI with the multi-lead beats is reported (`beat_agreement`) but does
   not mark the lead: one-lead detection misses the small QRS of clean low-amplitude leads.
-Verdict: unusable when fewer than 8 leads are usable, both I and II are unusable, or the beats are not
+Verdict (docs/reliability.md, issue 18): unusable when no lead is usable, when most leads that carry a
+signal are too noisy even for the muscle filter, or the beats are not
 confirmed; limited when any lead is not good.
 
 Mains interference: IEC 60601-2-25:2011 lets an electrocardiograph filter the line frequency (an "AC
@@ -47,23 +48,37 @@ polarity inversion) from the median-beat P and QRS polarities, and after the cri
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from scipy import signal as sps
 
 from ragecg.values import FLAT_P2P_MV, STANDARD_LEADS, Ecg, LeadQuality, Quality
 
 from .beats import INTERNAL_FS, detect_beats, filtered, resample_to_internal
+from .pacing import MIN_PACED_BEATS, pacing_of, spike_events, without_spikes
 SATURATION_FRACTION = 0.02
 MAX_PHYSIOLOGICAL_MV = 15.0
 HF_NOISE_RATIO = 0.5
 BASELINE_SWING_MV = 3.0
 MAX_HF_NOISE_UV = 30.0
 MISSING_FRACTION = 0.10
-MIN_USABLE_LEADS = 8
 BEAT_MATCH_S = 0.15            # Li, Mark & Clifford 2008: two detections of one beat within 150 ms
 MIN_BEAT_AGREEMENT = 0.90      # bSQI: <= ~10 % of beats in dispute (IEC 60601-2-27 heart-rate tolerance)
 MAINS_HZ = (50.0, 60.0)
 NOTCH_Q = 30.0                 # -3 dB band f0/Q = 1.7-2 Hz: covers EN 50160's +/-1 % supply frequency
+
+
+def wave_range_uv(x: np.ndarray, fs: float) -> float:
+    """The 0.5-99.5 percentile range (uV) of the lead's waves: 0.5-40 Hz band-passed (2nd order, zero phase)."""
+    hi = min(40.0, 0.45 * fs)
+    y = sps.sosfiltfilt(sps.butter(2, [0.5 / (fs / 2), hi / (fs / 2)], btype="band", output="sos"), x)
+    return 1000.0 * float(np.percentile(y, 99.5) - np.percentile(y, 0.5))
+
+
+# The noise-to-wave rule applies from 10 uV up (below it, noise is under a third of the smallest wave
+# IEC 60601-2-51 Annex GG.5 lets a program recognise, whatever the lead's amplitude).
+MIN_RATIO_NOISE_UV = 10.0
 
 
 def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
@@ -97,6 +112,12 @@ def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
         hz = max(mains, key=mains.get)
         if mains[hz] > 0.5 * pxx[high].sum():
             mains_hz = hz
+        range_uv = wave_range_uv(x, fs)
+        if hf_uv < MAX_HF_NOISE_UV and hf_uv >= MAX_HF_NOISE_FILTERED_RATIO * range_uv and hf_uv >= MIN_RATIO_NOISE_UV:
+            return LeadQuality(state="too_noisy", noise_ratio=ratio, hf_noise_uv=hf_uv,
+                               reason=f"high-frequency noise: {hf_uv:.0f} uV SD above 40 Hz on waves of "
+                                      f"{range_uv / 1000:.2f} mV (limit {MAX_HF_NOISE_FILTERED_RATIO:g} of their "
+                                      "range, about 18 dB SNR); waves cannot be delineated")
         if hf_uv >= MAX_HF_NOISE_UV:
             what = (f"mains interference at {hz:g} Hz" if mains_hz else "high-frequency (muscle) noise")
             return LeadQuality(state="too_noisy", noise_ratio=ratio, hf_noise_uv=hf_uv,
@@ -116,27 +137,55 @@ def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
     return LeadQuality(state="good", noise_ratio=ratio, hf_noise_uv=hf_uv, mains_hz=mains_hz)
 
 
-def assess_quality(ecg: Ecg) -> Quality:
-    """Per-lead state and the record verdict (usable / limited / unusable) with reasons."""
-    leads = {ld: _assess_lead(ecg.lead(ld), ecg.sampling_rate_hz) for ld in STANDARD_LEADS}
-    for ld in ecg.derived_leads:  # derived leads inherit the worst state of I and II
-        worst = [leads["I"], leads["II"]]
-        bad = [q for q in worst if q.state != "good"]
+def assess_quality(ecg: Ecg, *, muscle_filter_hz: float | None = None,
+                   raw_hf_uv: dict[str, float | None] | None = None) -> Quality:
+    """Per-lead state and the record verdict (usable / limited / unusable) with reasons.
+
+    `muscle_filter_hz` and `raw_hf_uv` (the unfiltered leads' noise above 40 Hz) are given when the
+    record was low-pass filtered against muscle noise: a lead stays too noisy when its unfiltered noise
+    reached MAX_HF_NOISE_FILTERED_RATIO of its waves' range."""
+    absent = set(ecg.missing_leads)
+    leads = {ld: (LeadQuality(state="missing", reason="not in the recording") if ld in absent
+                  else _assess_lead(ecg.lead(ld), ecg.sampling_rate_hz)) for ld in STANDARD_LEADS}
+    if muscle_filter_hz and raw_hf_uv:
+        for ld, hf in raw_hf_uv.items():
+            if hf is None or leads[ld].state not in ("good", "noisy"):
+                continue
+            x = np.asarray(ecg.lead(ld), dtype=np.float64)
+            range_uv = wave_range_uv(np.where(np.isfinite(x), x, np.nanmedian(x)), ecg.sampling_rate_hz)
+            if hf >= MAX_HF_NOISE_FILTERED_RATIO * range_uv:
+                leads[ld] = LeadQuality(state="too_noisy", hf_noise_uv=hf,
+                                        reason=f"high-frequency (muscle) noise: {hf:.0f} uV SD above 40 Hz, too much "
+                                               f"for the {muscle_filter_hz:g} Hz muscle filter on waves of "
+                                               f"{range_uv / 1000:.2f} mV (limit {MAX_HF_NOISE_FILTERED_RATIO:g} of "
+                                               "their range); waves cannot be delineated")
+    sources = [ld for ld in ("I", "II", "III") if ld not in ecg.derived_leads and ld not in absent]
+    for ld in ecg.derived_leads:  # derived leads inherit the worst state of the leads they come from
+        bad = [leads[s] for s in sources if leads[s].state != "good"]
         if bad:
-            leads[ld] = LeadQuality(state=bad[0].state, reason="derived from I and II: " + (bad[0].reason or ""))
+            leads[ld] = LeadQuality(state=bad[0].state, reason=f"derived from {' and '.join(sources)}: "
+                                                               + (bad[0].reason or ""))
     usable = [ld for ld, q in leads.items() if q.state in ("good", "noisy")]
-    reasons = [f"{ld}: {q.reason}" for ld, q in leads.items() if q.state != "good"]
+    reasons = [f"{ld}: {q.reason}" for ld, q in leads.items() if q.state != "good" and ld not in absent]
+    if absent:
+        reasons.insert(0, f"leads not in the recording: {', '.join(ld for ld in STANDARD_LEADS if ld in absent)} "
+                          f"({12 - len(absent)}-lead ECG); statements whose criteria need them are not evaluated")
     agreement = None
-    if len(usable) >= MIN_USABLE_LEADS:
+    if usable:
         agreement, per_lead = beat_agreement(ecg, usable)
         for ld, b in per_lead.items():
             leads[ld] = leads[ld].model_copy(update={"beat_agreement": round(b, 3)})
-    if len(usable) < MIN_USABLE_LEADS:
+    signal_leads = [ld for ld, lq in leads.items() if lq.state not in ("missing", "flat")]
+    noisy = [ld for ld in signal_leads if leads[ld].state == "too_noisy"]
+    if not usable:
         verdict = "unusable"
-        reasons.insert(0, f"only {len(usable)} of 12 leads usable (at least {MIN_USABLE_LEADS} needed)")
-    elif "I" not in usable and "II" not in usable:
+        reasons.insert(0, "no usable lead: no rhythm lead can be measured")
+    elif 2 * len(noisy) > len(signal_leads):
+        # Noise in most leads that carry a signal: the few left are not trusted alone (the majority rule of
+        # the beat consensus below); leads that are absent or flat do not count (reduced-lead ECGs).
         verdict = "unusable"
-        reasons.insert(0, "leads I and II both unusable: no rhythm or axis can be measured")
+        reasons.insert(0, f"too noisy: {len(noisy)} of the {len(signal_leads)} leads with a signal cannot be delineated "
+                          "even with the muscle filter")
     elif agreement < MIN_BEAT_AGREEMENT:
         verdict = "unusable"
         reasons.insert(0, f"beats not confirmed: the detected beats agree with those seen by at least half of the "
@@ -147,7 +196,10 @@ def assess_quality(ecg: Ecg) -> Quality:
     else:
         verdict = "usable"
     return Quality(leads=leads, verdict=verdict, reasons=reasons,
-                   beat_agreement=None if agreement is None else round(agreement, 3))
+                   beat_agreement=None if agreement is None else round(agreement, 3),
+                   missing_leads=[ld for ld in STANDARD_LEADS if ld in absent],
+                   unusable_leads=[ld for ld in STANDARD_LEADS if ld not in absent and ld not in usable],
+                   muscle_filter_hz=muscle_filter_hz)
 
 
 def _matched_beats(a: np.ndarray, b: np.ndarray, tol: int) -> int:
@@ -214,8 +266,6 @@ def beat_agreement(ecg: Ecg, leads: list[str]) -> tuple[float, dict[str, float]]
 
 def without_mains(ecg: Ecg, hz: list[float]) -> Ecg:
     """`ecg` with every lead notch-filtered (zero phase, Q = NOTCH_Q) at each frequency in `hz`; NaN kept."""
-    import dataclasses
-
     x = ecg.signals_mv.astype(np.float64)
     fs = ecg.sampling_rate_hz
     nan = ~np.isfinite(x)
@@ -233,11 +283,133 @@ def without_mains(ecg: Ecg, hz: list[float]) -> Ecg:
 
 
 def checked_signal(ecg: Ecg) -> tuple[Ecg, Quality]:
-    """The signal to measure and its quality: mains interference found by the gate is notch-filtered
-    (and the gate run again on the filtered signal); the record is left unchanged otherwise."""
+    """The signal to measure and its quality: mains interference found by the gate is notch-filtered,
+    muscle noise is low-pass filtered (MUSCLE_FILTER_HZ), the gate run again on the filtered signal; the
+    record is left unchanged otherwise. Einthoven's law is checked on the leads as recorded."""
+    spikes = spike_events(ecg)                 # on the raw signal: a low-pass filter hides the stimuli
+    if len(spikes) >= MIN_PACED_BEATS:
+        ecg = without_spikes(ecg, spikes)
     quality = assess_quality(ecg)
     hz = sorted({q.mains_hz for q in quality.leads.values() if q.mains_hz})
-    if not hz:
-        return ecg, quality
-    clean = without_mains(ecg, hz)
-    return clean, assess_quality(clean).model_copy(update={"mains_filter_hz": hz})
+    if hz:
+        ecg = without_mains(ecg, hz)
+        quality = assess_quality(ecg).model_copy(update={"mains_filter_hz": hz})
+    muscle = [ld for ld, q in quality.leads.items() if q.state == "too_noisy" and not q.mains_hz]
+    if muscle and ecg.sampling_rate_hz / 2 > MUSCLE_FILTER_HZ:
+        raw_hf = {ld: q.hf_noise_uv for ld, q in quality.leads.items()}
+        ecg = low_passed(ecg, MUSCLE_FILTER_HZ)
+        quality = assess_quality(ecg, muscle_filter_hz=MUSCLE_FILTER_HZ, raw_hf_uv=raw_hf).model_copy(
+            update={"mains_filter_hz": hz})
+        quality.reasons.append(
+            f"muscle noise in {', '.join(muscle)}: {MUSCLE_FILTER_HZ:g} Hz low-pass (muscle) filter applied before "
+            "measurement; timing measured on the filtered signal, amplitudes (R, S, ST) lowered by the filter are "
+            "less certain (AHA/ACCF/HRS 2007, Kligfield et al.)")
+        if quality.verdict == "usable":
+            quality.verdict = "limited"
+    quality = with_einthoven_check(ecg, quality)
+    if quality.usable_leads():
+        pacing = pacing_of(ecg, quality.usable_leads(), spikes)
+        quality = quality.model_copy(update={"pacing": pacing})
+        if pacing.note:
+            quality.reasons.append(pacing.note)
+        if (quality.verdict == "unusable" and quality.reasons[0].startswith("beats not confirmed")
+                and pacing.kind == "ventricular" and 2 * pacing.paced_beats >= pacing.beats):
+            # Paced beats are confirmed by their stimuli, seen in >= SPIKE_MIN_LEADS leads at one instant;
+            # the per-lead detectors disagree on the wide paced complexes (LUDB 45, 72).
+            quality.reasons[0] = (f"beats confirmed by pacemaker stimuli ({pacing.paced_beats} of {pacing.beats}); "
+                                  + quality.reasons[0].replace("beats not confirmed: ", "per-lead beat agreement: "))
+            quality.verdict = "limited"
+    return ecg, quality
+
+
+MUSCLE_FILTER_HZ = 40.0
+# A lead stays too noisy even after the muscle filter when its unfiltered noise above 40 Hz is large for
+# the lead's own waves: above MAX_HF_NOISE_FILTERED_RATIO of the 0.5-99.5 percentile range of the filtered,
+# baseline-removed (0.5 Hz high-pass) lead. 0.04 is about 18 dB SNR as the MIT-BIH Noise Stress Test
+# defines it (Moody et al. 1984: S = (QRS peak-to-peak)^2 / 8) for 10-150 Hz muscle noise (Friesen et
+# al., IEEE Trans Biomed Eng 1990;37:85-98), where 0.89 of its SD lies above 40 Hz; the filtered
+# delineation keeps QRS and QT within twice the IEC 60601-2-25 tolerances at 24 and 18 dB and not at
+# 12 dB (bench/noise.py on LUDB 1-20, the development half). An absolute limit (57 uV, the 30 uV
+# smallest wave of IEC 60601-2-51 left after the filter) was tried first: it refused the limb leads of
+# the Contec EDF sample (70-134 uV on 2-6 mV waves) and still let 12 dB records through.
+MAX_HF_NOISE_FILTERED_RATIO = 0.04
+
+
+def low_passed(ecg: Ecg, cutoff_hz: float) -> Ecg:
+    """`ecg` with every lead low-pass filtered (Butterworth, 2nd order, zero phase: 4th-order magnitude,
+    no delay, so wave timing is kept); NaN kept. AHA/ACCF/HRS 2007 (Kligfield et al., Circulation
+    2007;115:1306-1324, Part I "Filtering"): a 40 Hz "muscle" low-pass lowers R and S amplitudes
+    and may hide notches and pacing spikes; 150 Hz is the diagnostic standard, so a filtered record
+    is interpreted with that caveat."""
+    x = ecg.signals_mv.astype(np.float64)
+    nan = ~np.isfinite(x)
+    if nan.any():
+        idx = np.arange(x.shape[0])
+        for j in range(x.shape[1]):
+            ok = ~nan[:, j]
+            x[:, j] = np.interp(idx, idx[ok], x[ok, j]) if ok.any() else 0.0
+    sos = sps.butter(2, cutoff_hz / (ecg.sampling_rate_hz / 2), btype="low", output="sos")
+    x = sps.sosfiltfilt(sos, x, axis=0)
+    x[nan] = np.nan
+    return dataclasses.replace(ecg, signals_mv=x.astype(np.float32))
+
+
+# ------------------------------------------------------------------ Einthoven's law on recorded limb leads
+# I + III = II and aVR + aVL + aVF = 0 hold exactly for leads recorded from the same electrodes
+# (Einthoven 1913; Goldberger 1942); a digital electrocardiograph computes the limb leads from the same
+# digitised electrode potentials, so they agree to rounding. Tolerance of the residual's RMS:
+# EINTHOVEN_GAIN_TOL (1 %) of the sum of the three leads' RMS (a per-channel calibration difference) plus
+# EINTHOVEN_FLOOR_MV = 10 uV (rounding in three channels at the 5 uV/LSB resolution AHA/ACCF/HRS 2007,
+# Kligfield et al., recommends as the coarsest). Not the +/-5 % per-channel gain accuracy of
+# IEC 60601-2-25:2011 (201.12.4.107.1): that bound, checked first, flags only 146 of the 200 LUDB records
+# read through their per-lead normalising header gains. A larger residual means wrong gains, wrong lead
+# labels or leads from different recordings. Checked on 0.5-40 Hz band-passed leads (the diagnostic waves
+# without the per-channel baseline offsets some files carry). Looked at on PTB-XL fold 9 (validation) and
+# LUDB: PTB-XL fold 9 flags 3 of 2,183 records (0.14 %; 99 % of records are below 0.1 of the tolerance),
+# LUDB via its header gains 195 of 200 (docs/reliability.md).
+EINTHOVEN_GAIN_TOL = 0.01
+EINTHOVEN_FLOOR_MV = 0.01
+
+
+def einthoven_residuals(ecg: Ecg, usable: list[str]) -> dict[str, float]:
+    """Per law ("I+III=II", "aVR+aVL+aVF=0") whose leads are all recorded (not derived) and usable: the
+    residual's RMS divided by its tolerance (> 1 is a violation)."""
+    laws = {"I+III=II": (("I", 1.0), ("III", 1.0), ("II", -1.0)),
+            "aVR+aVL+aVF=0": (("aVR", 1.0), ("aVL", 1.0), ("aVF", 1.0))}
+    fs = ecg.sampling_rate_hz
+    hi = min(40.0, 0.45 * fs)
+    sos = sps.butter(2, [0.5 / (fs / 2), hi / (fs / 2)], btype="band", output="sos")
+    out = {}
+    for law, terms in laws.items():
+        names = [ld for ld, _ in terms]
+        if any(ld in ecg.derived_leads or ld in ecg.missing_leads or ld not in usable for ld in names):
+            continue
+        cols = []
+        for ld, _ in terms:
+            x = np.asarray(ecg.lead(ld), dtype=np.float64)
+            ok = np.isfinite(x)
+            if not ok.all():
+                x = np.interp(np.arange(len(x)), np.flatnonzero(ok), x[ok])
+            cols.append(sps.sosfiltfilt(sos, x))
+        rms = [float(np.sqrt(np.mean(c ** 2))) for c in cols]
+        resid = sum(sign * c for (_, sign), c in zip(terms, cols))
+        tol = EINTHOVEN_GAIN_TOL * sum(rms) + EINTHOVEN_FLOOR_MV
+        out[law] = round(float(np.sqrt(np.mean(resid ** 2))) / tol, 3)
+    return out
+
+
+def with_einthoven_check(ecg: Ecg, quality: Quality) -> Quality:
+    """`quality` with Einthoven's law checked; a violation is a finding that withholds amplitude and axis
+    statements (`withhold_unreliable_codes`)."""
+    res = einthoven_residuals(ecg, quality.usable_leads())
+    bad = {law: r for law, r in res.items() if r > 1.0}
+    update: dict = {"einthoven": res}
+    if bad:
+        what = "; ".join(f"{law} off by {r:.1f}x its tolerance" for law, r in bad.items())
+        update["reasons"] = [*quality.reasons,
+                             f"limb leads inconsistent (Einthoven's law: {what}): wrong gains, wrong lead labels or "
+                             "leads from different recordings - amplitudes and axes are unreliable"]
+        update["electrode_findings"] = [*quality.electrode_findings, "limb_lead_inconsistency"]
+        if quality.verdict == "usable":
+            update["verdict"] = "limited"
+    return quality.model_copy(update=update)
