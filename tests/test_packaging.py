@@ -19,3 +19,5 @@ def test_wheel_ships_knowledge_resources_and_py_typed(tmp_path):
     expected = {p.name for p in (REPO / "knowledge").glob("*.md")}
     assert expected and expected <= shipped
     assert {"ragecg/py.typed", "ragecg/resources/scp_codes.json"} <= names
+    viewer = {f"ragecg/app/static/{p.name}" for p in (REPO / "ragecg/app/static").iterdir()}   # the browser viewer
+    assert {"ragecg/app/static/index.html", "ragecg/app/static/viewer.js"} <= viewer <= names

@@ -101,6 +101,9 @@ def diagnose(
     llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080"),
     llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds before falling back to criteria."),
     local: bool = typer.Option(False, "--local", help="Work in this process even when `ragecg serve` is running."),
+    prior: Optional[Path] = typer.Option(None, "--prior", help="A prior ECG of the same patient: adds the serial "
+                                                               "comparison (new / no longer present statements, "
+                                                               "interval and axis changes beyond tolerance)."),
 ) -> None:
     """Diagnose ECG records: codes with confidence and a cited clinical-style report.
 
@@ -115,8 +118,12 @@ def diagnose(
         check_writable_folder(out)          # before any work: exit 2, one line
     paths = _expand_records(records)
     from .client import DiagnoseJob
+    if prior is not None and len(paths) != 1:
+        from ragecg.errors import UsageError
+        raise UsageError("--prior compares one record with its prior: give one record")
     job = DiagnoseJob(paths=[str(p.resolve()) for p in paths], fmt=fmt, out=str(out.resolve()) if out else None,
-                      paper=paper, read_opts=read_opts, no_llm=no_llm, no_retrieval=no_retrieval)
+                      paper=paper, read_opts=read_opts, no_llm=no_llm, no_retrieval=no_retrieval,
+                      prior=str(prior.resolve()) if prior is not None else None)
     settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
     if not local and settings.server.use_server == "auto":
         from .client import diagnose_on_server
@@ -249,11 +256,22 @@ def serve(
     model: Optional[Path] = typer.Option(None, "--model", help="A GGUF model file (default: the embedded SmolLM2)."),
     llm_url: Optional[str] = typer.Option(None, "--llm-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8080"),
     llm_timeout: Optional[float] = typer.Option(None, "--llm-timeout", help="Seconds before falling back to criteria."),
+    http: Optional[str] = typer.Option(None, "--http", help="[HOST:]PORT: serve the HTTP API and the browser viewer "
+                                       "instead (default host 127.0.0.1; another needs RAGECG_API_TOKEN)."),
+    host: Optional[str] = typer.Option(None, "--host", help="With --http: the address to listen on."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="With --http: keep uploads (while read) and "
+                                           "reports in this folder instead of memory only (RAGECG_HTTP_RUN_DIR)."),
 ) -> None:
     """Keep the pipeline loaded (model, prefix, index, signal stack) and diagnose for `ragecg diagnose`
-    commands with the same settings, over an owner-only Unix socket. Stop with Ctrl-C or SIGTERM."""
+    commands with the same settings, over an owner-only Unix socket. Stop with Ctrl-C or SIGTERM.
+    With --http, serve the HTTP API and the browser viewer (http://127.0.0.1:PORT/) instead."""
     import signal
     import time
+
+    if http is not None:
+        from .webapi import serve_http
+        serve_http(_settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout), http, host, run_dir)
+        return
 
     from ragecg.pipeline import Resources
 

@@ -22,7 +22,9 @@ def fingerprint(settings: Settings) -> str:
     code files and the knowledge files (path, size, mtime: an edited or added guideline document
     means a server started before it is not used)."""
     h = hashlib.sha256()
-    h.update(json.dumps(settings.model_dump(mode="json", exclude={"llm_api_key", "openai_api_key", "server_socket", "use_server"}),
+    http_only = {"api_token"} | {k for k in Settings.model_fields if k.startswith("http_")}   # app/webapi.py's
+    h.update(json.dumps(settings.model_dump(mode="json", exclude={"llm_api_key", "openai_api_key", "server_socket",
+                                                                  "use_server"} | http_only),
                         sort_keys=True,
                         default=str).encode())
     h.update(sys.version.encode())
@@ -63,6 +65,7 @@ class DiagnoseJob(NamedTuple):
     read_opts: dict
     no_llm: bool
     no_retrieval: bool
+    prior: Optional[str] = None             # a prior ECG of the same patient (serial comparison)
 
 
 def answers(path: Path) -> bool:

@@ -3,6 +3,7 @@ of a `DiagnoseJob`, write the report files, and say which records failed (one ex
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from pydantic import ValidationError
 from ragecg.errors import EXIT_PARTIAL, InputError, RagecgError
 from ragecg.pipeline import diagnose_ecg
 from ragecg.reading import read_record
-from ragecg.render import render
+from ragecg.render import compare_reports, render, render_comparison_markdown, with_comparison_html
 from ragecg.values import Report
 
 from .client import DiagnoseJob
@@ -25,6 +26,8 @@ def run_diagnose_job(job: DiagnoseJob, resources, emit_out, emit_err) -> int:
     """Diagnose the job's records with `resources`; results through `emit_out`, one-line errors
     through `emit_err`; returns the exit code. One record's error is raised (its own exit code);
     with several, failed records are reported and skipped (summary.csv lists them with --out)."""
+    if job.prior:
+        return run_serial_job(job, resources, emit_out)
     paths = [Path(p) for p in job.paths]
     out = Path(job.out) if job.out else None
     many = len(paths) > 1
@@ -60,6 +63,33 @@ def run_diagnose_job(job: DiagnoseJob, resources, emit_out, emit_err) -> int:
     if failures:
         emit_err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
         return EXIT_PARTIAL if summary else failures[0][2]
+    return 0
+
+
+def run_serial_job(job: DiagnoseJob, resources, emit_out) -> int:
+    """`diagnose NEW --prior OLD`: both diagnosed, the new report followed by the serial comparison
+    (json: {"report", "prior_report", "comparison"}; --out adds comparison.json/.md and prior/)."""
+    prior_ecg = read_record(Path(job.prior), **job.read_opts)
+    prior = diagnose_ecg(prior_ecg, resources)
+    ecg = read_record(Path(job.paths[0]), **job.read_opts)
+    report = diagnose_ecg(ecg, resources)
+    comparison = compare_reports(report, prior)
+    section = render_comparison_markdown(comparison)
+    if job.out:
+        out = Path(job.out)
+        write_report_files(report, out, ecg, job.paper)
+        write_report_files(prior, out / "prior", prior_ecg, job.paper)
+        (out / "comparison.json").write_text(comparison.model_dump_json(indent=2), encoding="utf-8")
+        (out / "comparison.md").write_text(section + "\n", encoding="utf-8")
+    if job.fmt == "json":
+        emit_out(json.dumps({"report": report.model_dump(mode="json"), "prior_report": prior.model_dump(mode="json"),
+                             "comparison": comparison.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+    elif job.fmt == "html":
+        emit_out(with_comparison_html(render_output(report, "html", ecg), comparison))
+    elif job.fmt == "fhir":                 # a FHIR DiagnosticReport of one ECG: the comparison is not part of it
+        emit_out(render_output(report, "fhir"))
+    else:
+        emit_out(render_output(report, job.fmt, ecg) + "\n\n" + section)
     return 0
 
 

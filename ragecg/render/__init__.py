@@ -9,7 +9,8 @@ from ragecg.values import Ecg, Report
 from .fhir import report_to_fhir, validate_bundle
 from .html import render_html
 from .pdf import report_to_pdf
-from .text import render_markdown, render_measurements, render_text, report_json_schema
+from .serial import SerialComparison, compare_reports, render_comparison_markdown, with_comparison_html
+from .text import device_comparison, render_markdown, render_measurements, render_text, report_json_schema
 
 FORMATS = ("text", "md", "html", "json", "fhir", "pdf")
 
@@ -31,4 +32,5 @@ def render(report: Report, fmt: str = "text", ecg: Ecg | None = None, *, compact
     return render_markdown(report) if fmt == "md" else render_text(report)
 
 
-__all__ = ["FORMATS", "render", "render_measurements", "report_json_schema"]
+__all__ = ["FORMATS", "SerialComparison", "compare_reports", "device_comparison", "render", "render_comparison_markdown",
+           "render_measurements", "report_json_schema", "with_comparison_html"]
