@@ -11,17 +11,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ragecg.compose import compose_diagnosis, system_prompt
+from ragecg.compose import compose_diagnosis, decide, system_prompt
 from ragecg.criteria import evaluate_criteria, withhold_unreliable_codes
 from ragecg.errors import UnusableSignalError
-from ragecg.knowledge import knowledge_hash, load_criteria_documents
+from ragecg.knowledge import knowledge_hash, load_criteria_documents, load_statement_logic
 from ragecg.knowledge.index import ensure_index
 from ragecg.llm import load_backend
 from ragecg.reading import read_record
 from ragecg.retrieve import QueryUnderstanding, retrieve_evidence, search_understood, understand_query
 from ragecg.settings import Settings, get_settings
 from ragecg.signal import checked_signal, measure_ecg, with_measurement_checks, with_pacing_flags
-from ragecg.values import Ecg, Evidence, KnowledgeDoc, Passage, Report, VersionInfo
+from ragecg.values import Ecg, Evidence, KnowledgeDoc, Passage, Report, StatementLogic, VersionInfo
 from ragecg.version import __version__
 
 
@@ -31,6 +31,7 @@ class Resources:
     use_llm: bool = True
     use_retrieval: bool = True
     _docs: list[KnowledgeDoc] | None = None
+    _logic: StatementLogic | None = None
     _index: object | None = None
     _backend: object | None = None
     _loading: Future | None = None
@@ -77,6 +78,13 @@ class Resources:
         return self._docs
 
     @property
+    def logic(self) -> StatementLogic:
+        """The statement logic table (knowledge/statement_logic.yaml) of the decision layer."""
+        if self._logic is None:
+            self._logic = load_statement_logic(list(self.settings.knowledge_dirs))
+        return self._logic
+
+    @property
     def index(self):
         self.wait_loaded()
         if self._index is None:
@@ -109,6 +117,10 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
     candidates = evaluate_criteria(measurements, resources.docs, sex=ecg.sex)
     # e.g. LA/RA reversal: codes whose criteria read limb leads or the frontal axis are withheld
     candidates, quality = withhold_unreliable_codes(candidates, measurements, quality, resources.docs, ecg.sex)
+    # definite / borderline statements, the statement logic, the overall category (compose/decision.py)
+    decisions = decide(candidates, measurements, resources.logic, resources.docs,
+                       paced=getattr(ecg, "paced", None) or getattr(measurements, "paced", None),
+                       age_years=ecg.age_years)
     timings["criteria_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -120,7 +132,8 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
 
     t = time.perf_counter()
     backend = resources.backend if resources.use_llm else None
-    diagnosis = compose_diagnosis(measurements, quality, candidates, evidence, backend, resources.settings)
+    diagnosis = compose_diagnosis(measurements, quality, candidates, evidence, backend, resources.settings,
+                                  decisions, resources.logic)
     timings["compose_s"] = time.perf_counter() - t
 
     versions = VersionInfo(package=__version__, knowledge_hash=knowledge_hash(resources.docs),

@@ -84,6 +84,7 @@ class LeadMeasurements(BaseModel):
 GLOBAL_KEYS = (
     "heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "beat_count",
     "premature_beat_count", "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms",
+    "rr_irregularity", "nn_rmssd_ratio", "p_wave_beat_fraction",
     "atrial_dominant_rate_bpm", "atrial_organization", "pause_count", "p_waves_per_qrs", "p_present",
     "p_duration_ms", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms",
     "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
@@ -115,6 +116,9 @@ class Measurements(BaseModel):
     bigeminy_cycles: int | None = None       # longest run of normal-premature pairs
     trigeminy_cycles: int | None = None      # longest run of normal-normal-premature triplets
     nn_range_ms: float | None = None         # longest minus shortest NN (normal-to-normal) interval
+    rr_irregularity: float | None = None     # pooled within-class (NN/coupling/pause) RR SD / mean RR (rhythm.py)
+    nn_rmssd_ratio: float | None = None      # RMSSD of consecutive NN intervals / mean NN (Dash et al. 2009)
+    p_wave_beat_fraction: float | None = None  # share of beats with the repeating P wave before them (rhythm.py)
     atrial_dominant_rate_bpm: float | None = None  # dominant frequency x 60 of the QRST-cancelled signal
     atrial_organization: float | None = None  # share of that signal's 3-12 Hz power at the peak (+ harmonic)
     pause_count: int | None = None           # RR > 2.0 s
@@ -186,6 +190,9 @@ MEASURE_WORDS = {
     "bigeminy_cycles": "bigeminal cycles (normal beat, premature beat)",
     "trigeminy_cycles": "trigeminal cycles (two normal beats, premature beat)",
     "nn_range_ms": "range of normal-to-normal (sinus) intervals",
+    "rr_irregularity": "RR irregularity with premature beats and their pauses set apart",
+    "nn_rmssd_ratio": "normalised RMSSD of normal-to-normal intervals",
+    "p_wave_beat_fraction": "share of beats preceded by the repeating P wave",
     "atrial_dominant_rate_bpm": "dominant atrial activity rate (flutter-wave frequency)",
     "atrial_organization": "organisation of atrial activity (share of power at its dominant frequency)",
     "qrs_notch_count": "QRS notches (fragmented QRS)",
@@ -431,6 +438,85 @@ class Evidence(BaseModel):
 
 
 
+# ------------------------------------------------------------------ statement logic and decisions
+class LogicRule(BaseModel):
+    """A definite statement `by` removes the statements it subsumes or excludes (knowledge/statement_logic.yaml)."""
+
+    by: str
+    relation: Literal["subsumes", "excludes"]
+    source: str
+    why: str
+    suppresses: list[str]
+
+
+class StatementLogic(BaseModel):
+    version: int | str
+    reviewed: _dt.date | str | None = None
+    sources: list[Source]
+    rules: list[LogicRule] = Field(default_factory=list)
+    normal_statements: list[str] = Field(default_factory=list)
+    minor_statements: list[str] = Field(default_factory=list)
+    borderline_statements: list[str] = Field(default_factory=list)
+    exact_statements: list[str] = Field(default_factory=list)
+    path: str = ""
+
+
+class ConditionStatus(BaseModel):
+    key: str
+    value: float | bool | None
+    threshold: float | bool
+    op: str
+    margin: float | None          # signed, in the key's unit: > 0 past the threshold
+    uncertainty: float
+    status: Literal["definite", "borderline", "not met"]
+
+
+class Statement(BaseModel):
+    code: str
+    description: str
+    superclass: str | None = None
+    status: Literal["definite", "borderline"]
+    conditions: list[ConditionStatus] = Field(default_factory=list)
+
+
+class Suppressed(BaseModel):
+    code: str
+    by: str
+    relation: str
+    why: str
+    source: str
+
+
+class Category(BaseModel):
+    name: Literal["Normal ECG", "Otherwise normal ECG", "Borderline ECG", "Abnormal ECG"]
+    because: list[str] = Field(default_factory=list)    # codes and measurement findings that decided it
+
+    @property
+    def text(self) -> str:
+        return self.name + (f" ({'; '.join(self.because)})" if self.because else "")
+
+
+class Decisions(BaseModel):
+    statements: list[Statement] = Field(default_factory=list)       # definite and borderline, after the logic
+    suppressed: list[Suppressed] = Field(default_factory=list)
+    normal_limits: list[str] = Field(default_factory=list)          # NORM limits that stand against normal
+    normal_limits_definite: bool = False                            # a limit failed beyond its uncertainty
+    category: Category = Field(default_factory=lambda: Category(name="Borderline ECG"))
+
+    def definite(self) -> list[str]:
+        return [s.code for s in self.statements if s.status == "definite"]
+
+    def borderline(self) -> list[str]:
+        return [s.code for s in self.statements if s.status == "borderline"]
+
+    def chosen(self) -> list[str]:
+        """Chosen codes: the definite statements, plus NORM for a (otherwise) normal ECG."""
+        out = self.definite()
+        if self.category.name in ("Normal ECG", "Otherwise normal ECG") and "NORM" not in out:
+            out.append("NORM")
+        return out
+
+
 # ------------------------------------------------------------------ diagnosis
 class Sentence(BaseModel):
     text: str
@@ -467,7 +553,10 @@ class LLMInfo(BaseModel):
 
 class Diagnosis(BaseModel):
     mode: Literal["criteria-only", "llm"]
-    codes: list[FinalCode]
+    codes: list[FinalCode]                     # chosen: definite statements (+ NORM for a normal ECG)
+    borderline: list[FinalCode] = Field(default_factory=list)   # printed as "borderline ...", not chosen
+    category: Category | None = None           # Normal / Otherwise normal / Borderline / Abnormal ECG
+    suppressed: list[Suppressed] = Field(default_factory=list)  # removed by the statement logic
     scores: dict[str, float]                   # final per-code score in [0, 1], every known code
     narrative: list[Sentence]
     added_by_llm: list[str] = Field(default_factory=list)

@@ -166,14 +166,20 @@ def test_llm_adjustment_is_bounded():
     assert same == crit                                                                   # agreement changes nothing
 
 
-def test_llm_adds_borderline_code_and_removes_nothing_clear(settings):
-    m, q, cands, ev = make_case(pr_ms=196.0)                    # 1AVB score 0.40: borderline
-    fake = FakeBackend(responses=[answer({"SR": 0.0, "CLBBB": 0.0, "1AVB": 1.0}, [])])
-    d = compose_diagnosis(m, q, cands, ev, fake, settings)
-    assert [c.code for c in d.codes] == ["SR", "CLBBB", "1AVB"]
-    assert d.added_by_llm == ["1AVB"] and d.removed_by_llm == []
-    assert {c.code: c.decided_by for c in d.codes}["1AVB"] == "llm"
-    assert d.narrative[-2].section == "conclusion" and "1AVB" in d.narrative[-2].text
+def test_llm_keeps_or_drops_borderline_codes_adds_none_and_removes_nothing_clear(settings):
+    m, q, cands, ev = make_case(pr_ms=204.0)                    # PR 204 > 200 by less than 10 ms: borderline 1AVB
+    keep = FakeBackend(responses=[answer({"SR": 0.0, "CLBBB": 0.0, "1AVB": 1.0}, [])])
+    d = compose_diagnosis(m, q, cands, ev, keep, settings)
+    assert [c.code for c in d.codes] == ["SR", "CLBBB"]        # definite: the LLM cannot remove them
+    assert [c.code for c in d.borderline] == ["1AVB"]          # kept borderline, never promoted to chosen
+    assert d.added_by_llm == [] and d.removed_by_llm == []
+    assert d.narrative[-2].section == "conclusion" and "borderline" in d.narrative[-2].text
+    drop = FakeBackend(responses=[answer({"SR": 0.9, "CLBBB": 0.9, "1AVB": 0.0}, [])])
+    d2 = compose_diagnosis(m, q, cands, ev, drop, settings)
+    assert [c.code for c in d2.codes] == ["SR", "CLBBB"] and d2.borderline == [] and d2.removed_by_llm == ["1AVB"]
+    far = make_case(pr_ms=196.0)                                # 1AVB not met: not offered, cannot be added
+    d3 = compose_diagnosis(*far, FakeBackend(responses=[answer({"SR": 0.9, "CLBBB": 0.9}, [])]), settings)
+    assert "1AVB" not in d3.offered_codes and "1AVB" not in {c.code for c in d3.codes + d3.borderline}
 
 
 @pytest.mark.parametrize("response, delay, status", [

@@ -66,9 +66,15 @@ def test_slow_rate_with_p_waves_fires_sbrad_not_sr(kb_docs):
 
 
 def test_no_p_waves_and_irregular_rr_fire_afib_not_sr(kb_docs):
-    m = _m(**{**NORMAL, "p_present": False, "p_waves_per_qrs": None, "pr_interval_ms": None, "rr_cv": 0.2})
+    m = _m(**{**NORMAL, "p_present": False, "p_waves_per_qrs": None, "pr_interval_ms": None, "rr_cv": 0.2,
+              "rr_irregularity": 0.2, "p_wave_beat_fraction": 0.0})
     fired = _fired(m, kb_docs)
     assert "AFIB" in fired
+    # irregular only through ectopy (classes tight), or P waves before most beats: not AF
+    assert "AFIB" not in _fired(_m(**{**NORMAL, "p_present": False, "rr_cv": 0.2, "rr_irregularity": 0.03,
+                                      "p_wave_beat_fraction": 0.0}), kb_docs)
+    assert "AFIB" not in _fired(_m(**{**NORMAL, "p_present": False, "rr_cv": 0.2, "rr_irregularity": 0.2,
+                                      "p_wave_beat_fraction": 0.8}), kb_docs)
     assert not fired & {"SR", "SBRAD", "STACH", "NORM"}
 
 
@@ -86,9 +92,12 @@ def test_long_pr_fires_first_degree_block(kb_docs):
 def test_sex_specific_thresholds_cornell_and_qtc(kb_docs):
     m = _m(**{**NORMAL, "cornell_voltage_mv": 2.4, "qtc_framingham_ms": 455})
     men, women = _fired(m, kb_docs, sex="M"), _fired(m, kb_docs, sex="F")
-    assert "LVH" in women and "LVH" not in men          # Cornell: > 2.0 mV women, > 2.8 mV men
+    assert "VCLVH" in women and "VCLVH" not in men      # Cornell: > 2.0 mV women, > 2.8 mV men
+    assert "LVH" not in women                           # voltage alone is not LVH (Romhilt-Estes < 5)
     assert "LNGQT" in men and "LNGQT" not in women      # QTc: >= 450 ms men, >= 460 ms women
-    assert "LVH" not in _fired(m, kb_docs, sex=None)    # unknown sex: first (male) threshold
+    assert "VCLVH" not in _fired(m, kb_docs, sex=None)  # unknown sex: first (male) threshold
+    strain = {ld: {"st_j80_mv": -0.1, "t_amplitude_mv": -0.3} for ld in ("V5", "V6")}
+    assert "LVH" in _fired(_m(**{**NORMAL, "cornell_voltage_mv": 2.4}, leads=strain), kb_docs, sex="F")
 
 
 def test_inferior_q_waves_fire_imi_only_with_narrow_qrs(kb_docs):
@@ -114,8 +123,8 @@ def test_premature_beats_fire_by_their_origin(kb_docs):
     pac = _fired(_m(**{**NORMAL, "premature_beat_count": 1, "pvc_count": 0, "pac_count": 1}), kb_docs)
     assert {"PAC", "SVARR", "PRC(S)"} <= pac and "PVC" not in pac
     # early narrow beats without a P-wave rhythm (atrial fibrillation) are not atrial premature complexes
-    af = _fired(_m(**{**NORMAL, "p_present": False, "rr_cv": 0.2, "premature_beat_count": 3, "pac_count": 3}),
-                kb_docs)
+    af = _fired(_m(**{**NORMAL, "p_present": False, "rr_cv": 0.2, "rr_irregularity": 0.2, "p_wave_beat_fraction": 0.0,
+                      "premature_beat_count": 3, "pac_count": 3}), kb_docs)
     assert "AFIB" in af and not af & {"PAC", "SVARR"}
     none = _fired(_m(**{**NORMAL, "premature_beat_count": 0, "pvc_count": 0, "pac_count": 0}), kb_docs)
     assert not none & {"PVC", "PAC", "SVARR", "PRC(S)"}

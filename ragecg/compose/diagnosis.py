@@ -1,34 +1,32 @@
-"""Compose the diagnosis: the LLM arbitrates among candidate codes and writes the
-narrative, citing only evidence keys it was given; without an LLM, the criteria decide.
+"""Compose the diagnosis: the statements the decision layer (decision.py) made definite or
+borderline, optionally arbitrated by the LLM, and the narrative citing only evidence keys it was given.
 
-Criteria-only (no backend, or the LLM call timed out / failed / answered invalid JSON): the codes
-are the fired candidates, the scores are the criteria scores, and the narrative comes from
-templates, each sentence citing the measurement keys and passage ids it states.
+Criteria-only (no backend, or the LLM call timed out / failed / answered invalid JSON): the chosen codes
+are the decision layer's definite statements (plus NORM for a Normal / Otherwise normal ECG), the
+borderline statements are listed apart and printed as "borderline ...", the scores are the criteria
+scores, and the narrative comes from templates, each sentence citing the measurement keys and passage
+ids it states; the conclusion ends with the overall category and the statements that decided it.
 
 With a backend:
 
-* Offered codes and prompt: ragecg/compose/prompt.py. Candidates whose criteria score is >= OFFER_FLOOR =
-  0.5 - LLM_ADJUSTMENT = 0.35 (fired, or nearly) — below it the bounded adjustment could not make a
-  code reach 0.5 anyway — best MAX_OFFERED_CODES; the output schema names only these, so a code whose
-  criteria did not (nearly) fire cannot be chosen — small models tend to answer "AF" for everything.
+* Offered codes and prompt: ragecg/compose/prompt.py. The definite then borderline statements (best
+  MAX_OFFERED_CODES); the output schema names only these, so the LLM cannot add a statement the
+  criteria did not make — small models tend to answer "AF" for everything.
   A static prefix first (kept in llama.cpp's KV cache and on disk, ragecg/llm), then the record's part.
+* The LLM keeps or drops each offered statement; a kept statement keeps its definite / borderline
+  status and the category is recomputed without the dropped ones. Scores move by the bounded rule of
+  `combine_scores`: with s the criteria score and q the LLM's confidence, "absent" (q < LLM_ACCEPT = 0.5)
+  gives max(0, s - LLM_ADJUSTMENT * (1 - q)), "present" min(1, s + LLM_ADJUSTMENT * q),
+  LLM_ADJUSTMENT = 0.15 (a design bound, not tuned). A statement is dropped when its score falls below
+  0.5, so the LLM can drop only statements with s < 0.65 (near their thresholds: in practice the
+  borderline ones) and cannot add any (a code the decision layer did not state is not offered).
 * Post-processing (as paper-qa does for citations): codes outside the offered set and evidence keys
   not shown in the prompt are removed and counted; a sentence is dropped when no valid key is left,
   when it states a number that is neither a value of a key it cites, a threshold shown for that
-  measure, nor a number of a passage it cites, or when it names a code that is not in the final
-  codes.
-* Final score per code (a fixed, documented rule, not fitted): with s the criteria score and q the
-  LLM's confidence that the code is present (q >= LLM_ACCEPT = 0.5: the LLM says present),
-  - not offered, or no confidence given: s;
-  - the LLM agrees with the criteria (q >= 0.5 and s >= 0.5, or q < 0.5 and s < 0.5): s;
-  - the LLM adds (q >= 0.5, s < 0.5): min(1, s + LLM_ADJUSTMENT * q);
-  - the LLM removes (q < 0.5, s >= 0.5): max(0, s - LLM_ADJUSTMENT * (1 - q)).
-  A code is reported when its final score >= 0.5 (criteria.FIRE_THRESHOLD). With
-  LLM_ADJUSTMENT = 0.15 (a design bound, not tuned), the LLM can add only codes with s >= 0.35
-  and remove only codes with s < 0.65: it arbitrates borderline cases and nothing else.
+  measure, nor a number of a passage it cites, or when it names a code that is not reported.
 * Narrative in clinical order (rhythm, rate, intervals, axis, morphology, conclusion): the LLM's
   grounded sentences for the sections it covered, template sentences for the others; the
-  conclusion always lists the final codes; the last sentence is the standard caution.
+  conclusion always lists the final codes and the category; the last sentence is the standard caution.
 """
 from __future__ import annotations
 
@@ -39,9 +37,10 @@ from pydantic import BaseModel
 
 from ragecg.errors import LLMTimeoutError
 from ragecg.settings import LlmSettings, Settings
-from ragecg.values import (FIRE_THRESHOLD, Candidates, CodeCandidate, Diagnosis, Evidence, FinalCode, LLMInfo,
-                           Measurements, Passage, Quality, Sentence, scp_codes)
+from ragecg.values import (FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis, Evidence,
+                           FinalCode, LLMInfo, Measurements, Passage, Quality, Sentence, StatementLogic, scp_codes)
 
+from .decision import decide, without
 from .prompt import (DEFAULT_PROMPT_TOKENS, LLM_ADJUSTMENT, SECTIONS, SENTENCE_MAX_CHARS, Prompt, build_prompt,
                      condition_keys, format_value, numbers_in, offered_candidates, output_schema, with_unit)
 
@@ -76,8 +75,14 @@ def _condition_text(c: CodeCandidate) -> str:
     return "; ".join(parts)
 
 
-def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: list[Passage]) -> list[Sentence]:
-    """Deterministic sentences for rhythm, rate, intervals, axis and morphology."""
+def _said(c: CodeCandidate, borderline: set[str]) -> str:
+    return f"borderline {c.description}" if c.code in borderline else c.description
+
+
+def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: list[Passage],
+                       borderline: set[str] | frozenset = frozenset()) -> list[Sentence]:
+    """Deterministic sentences for rhythm, rate, intervals, axis and morphology; a code in `borderline`
+    is stated as "borderline <statement>"."""
     out: list[Sentence] = []
     flat = m.flat()
 
@@ -88,7 +93,7 @@ def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: li
     if rhythm:
         for c in rhythm:
             detail = _condition_text(c)
-            out.append(Sentence(section="rhythm", text=f"Rhythm: {c.description} ({c.code})"
+            out.append(Sentence(section="rhythm", text=f"Rhythm: {_said(c, borderline)} ({c.code})"
                                 + (f": {detail}." if detail else "."),
                                 evidence=condition_keys(c) + _passages_of(c, passages)))
     else:
@@ -116,29 +121,37 @@ def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: li
         if _is_rhythm(c.code) or c.code == "NORM":
             continue
         detail = _condition_text(c)
-        out.append(Sentence(section="morphology", text=f"{c.description[:1].upper()}{c.description[1:]} ({c.code})"
+        said = _said(c, borderline)
+        out.append(Sentence(section="morphology", text=f"{said[:1].upper()}{said[1:]} ({c.code})"
                             + (f": {detail}." if detail else "."),
                             evidence=condition_keys(c) + _passages_of(c, passages)))
     return out
 
 
-def conclusion_sentence(final: list[FinalCode], candidates: Candidates, m: Measurements) -> Sentence:
+def conclusion_sentence(final: list[FinalCode], candidates: Candidates, m: Measurements,
+                        borderline: list[FinalCode] | None = None, category: Category | None = None) -> Sentence:
+    """The conclusion: the chosen statements, the borderline ones (as such) and the overall category with
+    the statements that decided it."""
     by_code = {c.code: c for c in candidates.candidates}
+    borderline = borderline or []
     keys: list[str] = []
-    for f in final:
+    for f in [*final, *borderline]:
         if f.code in by_code:
             keys.extend(condition_keys(by_code[f.code]))
-    if final:
-        text = "Conclusion: " + "; ".join(f"{f.description} ({f.code})" for f in final) + "."
-        if not keys:  # codes added by the LLM from nearly-met criteria: cite what was measured
-            for f in final:
-                if f.code in by_code:
-                    keys.extend(k for k in condition_keys(by_code[f.code], met_only=False) if k in m.flat())
+    parts = [f"{f.description} ({f.code})" for f in final if f.code != "NORM"]
+    parts += [f"borderline {f.description} ({f.code})" for f in borderline]
+    text = "Conclusion: " + ("; ".join(parts) + ". " if parts else "")
+    if category is not None:
+        text += category.text + "."
+    elif not parts:
+        text += "no diagnostic statement met its published criteria."
+    if not keys:  # codes added by the LLM from nearly-met criteria: cite what was measured
+        for f in final:
+            if f.code in by_code:
+                keys.extend(k for k in condition_keys(by_code[f.code], met_only=False) if k in m.flat())
     if not keys:
-        if not final:
-            text = "Conclusion: no diagnostic statement met its published criteria."
         keys = [k for k in ("heart_rate_bpm", "qrs_duration_ms", "pr_interval_ms") if k in m.flat()]
-    return Sentence(section="conclusion", text=text, evidence=list(dict.fromkeys(keys)))
+    return Sentence(section="conclusion", text=text.strip(), evidence=list(dict.fromkeys(keys)))
 
 
 def _valid_only(sentences: list[Sentence], valid: set[str]) -> list[Sentence]:
@@ -155,28 +168,49 @@ def _ordered(sentences: list[Sentence]) -> list[Sentence]:
     return sorted(sentences, key=lambda s: rank.get(s.section or "morphology", 4))  # stable
 
 
-def _final_codes(scores: dict[str, float], decided: dict[str, str]) -> list[FinalCode]:
+def _final_codes(scores: dict[str, float], decided: dict[str, str], codes: list[str] | None = None) -> list[FinalCode]:
+    """FinalCode rows for `codes` (default: every code scored >= 0.5), rhythm first."""
     table = scp_codes()
+    if codes is None:
+        codes = [c for c, s in scores.items() if s >= FIRE_THRESHOLD]
     final = [FinalCode(code=c, description=table.get(c, {}).get("description", c),
-                       superclass=table.get(c, {}).get("superclass"), confidence=round(s, 4),
+                       superclass=table.get(c, {}).get("superclass"), confidence=round(scores.get(c, 0.0), 4),
                        decided_by=decided.get(c, "criteria"))
-             for c, s in scores.items() if s >= FIRE_THRESHOLD]
+             for c in codes]
     final.sort(key=lambda f: (0 if _is_rhythm(f.code) else 1, -f.confidence, f.code))
     return final
 
 
+def default_decisions(measurements: Measurements, candidates: Candidates,
+                      logic: StatementLogic | None = None) -> Decisions:
+    """The decision layer for a caller that gives no decisions (the pipeline gives them, with the curated
+    statement logic it loaded)."""
+    return decide(candidates, measurements, logic)
+
+
+def _from_decisions(measurements: Measurements, candidates: Candidates, evidence: Evidence, decisions: Decisions,
+                    scores: dict[str, float], decided: dict[str, str]) -> tuple[list[FinalCode], list[FinalCode], list[Sentence]]:
+    """Final and borderline codes and the template sentences of a set of decisions."""
+    final = _final_codes(scores, decided, decisions.chosen())
+    borderline = _final_codes(scores, decided, decisions.borderline())
+    stated = {*decisions.definite(), *decisions.borderline()}
+    cands = [c for c in candidates.candidates if c.code in stated]
+    sentences = template_sentences(measurements, cands, evidence.passages, set(decisions.borderline()))
+    return final, borderline, sentences
+
+
 def criteria_only(measurements: Measurements, candidates: Candidates, evidence: Evidence,
-                  llm: LLMInfo | None = None) -> Diagnosis:
-    """The diagnosis the criteria alone give (also the fallback when the LLM fails)."""
+                  llm: LLMInfo | None = None, decisions: Decisions | None = None) -> Diagnosis:
+    """The diagnosis the criteria and the decision layer alone give (also the fallback when the LLM fails)."""
+    decisions = decisions or default_decisions(measurements, candidates)
     scores = dict(candidates.scores)
-    final = _final_codes(scores, {})
-    fired = [c for c in candidates.candidates if c.code in {f.code for f in final}]
+    final, borderline, sentences = _from_decisions(measurements, candidates, evidence, decisions, scores, {})
     valid = evidence.keys() | set(measurements.flat())
-    sentences = template_sentences(measurements, fired, evidence.passages)
-    sentences.append(conclusion_sentence(final, candidates, measurements))
+    sentences.append(conclusion_sentence(final, candidates, measurements, borderline, decisions.category))
     narrative = _ordered(_valid_only(sentences, valid))
     narrative.append(Sentence(section="caution", text=CAUTION))
-    return Diagnosis(mode="criteria-only", codes=final, scores=scores, narrative=narrative, llm=llm or LLMInfo())
+    return Diagnosis(mode="criteria-only", codes=final, borderline=borderline, category=decisions.category,
+                     suppressed=decisions.suppressed, scores=scores, narrative=narrative, llm=llm or LLMInfo())
 
 
 # --------------------------------------------------------------------------- the LLM answer
@@ -326,14 +360,14 @@ def _prompt_budget(backend, llm: LlmSettings) -> int:
 
 
 def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: Candidates, evidence: Evidence,
-                      backend, settings: Settings) -> Diagnosis:
-    """The diagnosis: criteria-only without a backend (or when the LLM call fails), otherwise the
-    criteria arbitrated by the LLM within the bounds described in the module docstring."""
+                      backend, settings: Settings, decisions: Decisions | None = None, logic=None) -> Diagnosis:
+    """The diagnosis: criteria and decision layer only without a backend (or when the LLM call fails),
+    otherwise the LLM chooses among the definite and borderline statements and writes the narrative."""
+    decisions = decisions or default_decisions(measurements, candidates, logic)
     if backend is None:
-        return criteria_only(measurements, candidates, evidence)
-
+        return criteria_only(measurements, candidates, evidence, decisions=decisions)
     info = LLMInfo(backend=backend.name, model=backend.model_id, model_sha256=backend.model_sha256)
-    offered = offered_candidates(candidates)
+    offered = offered_candidates(candidates, [*decisions.definite(), *decisions.borderline()])
     prompt = build_prompt(measurements, quality, offered, evidence, backend.count_tokens,
                           _prompt_budget(backend, settings.llm))
     info.dropped_passages = prompt.dropped_passages
@@ -341,10 +375,12 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
         result = backend.complete_json(prompt.system, prompt.user, prompt.schema_,
                                        max_tokens=settings.llm.max_tokens, timeout_s=settings.llm.timeout_s)
     except LLMTimeoutError as e:
-        return criteria_only(measurements, candidates, evidence, info.model_copy(update={"status": "timeout", "error": str(e)}))
+        return criteria_only(measurements, candidates, evidence, info.model_copy(update={"status": "timeout", "error": str(e)}),
+                             decisions)
     except Exception as e:  # any backend failure degrades to criteria-only, never to no report
         return criteria_only(measurements, candidates, evidence,
-                             info.model_copy(update={"status": "failed", "error": f"{type(e).__name__}: {e}"[:300]}))
+                             info.model_copy(update={"status": "failed", "error": f"{type(e).__name__}: {e}"[:300]}),
+                             decisions)
     info = info.model_copy(update={"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
                                    "seconds": round(result.seconds, 3),
                                    "ttft_s": None if result.ttft_s is None else round(result.ttft_s, 3),
@@ -353,13 +389,20 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
     try:
         answer = parse_answer(result.text, prompt)
     except InvalidAnswer as e:
-        return criteria_only(measurements, candidates, evidence, info.model_copy(update={"status": "invalid", "error": str(e)}))
+        return criteria_only(measurements, candidates, evidence, info.model_copy(update={"status": "invalid", "error": str(e)}),
+                             decisions)
 
     offered_codes = [c.code for c in offered]
     scores, decided = combine_scores(candidates.scores, offered_codes, answer.confidence)
-    final = _final_codes(scores, decided)
-    reported = {f.code for f in final}
-    fired = {c.code for c in candidates.candidates if c.fired}
+    # The LLM chooses among the statements offered: it keeps or drops them within the bound of
+    # combine_scores (a statement leaves when its score falls below 0.5), and it cannot add one.
+    removed = {c for c in offered_codes if candidates.scores.get(c, 0.0) >= FIRE_THRESHOLD
+               and scores.get(c, 0.0) < FIRE_THRESHOLD}
+    stated_before = {*decisions.definite(), *decisions.borderline()}
+    decisions = without(decisions, removed, logic)
+    decided = {c: "criteria+llm" for c in offered_codes if c in answer.confidence}
+    final, borderline, templates_all = _from_decisions(measurements, candidates, evidence, decisions, scores, decided)
+    reported = {f.code for f in final} | {f.code for f in borderline}
     dropped = dict(answer.dropped)
     llm_sentences = []
     for s in answer.sentences:
@@ -368,15 +411,16 @@ def compose_diagnosis(measurements: Measurements, quality: Quality, candidates: 
         else:
             llm_sentences.append(s)
     covered = {s.section for s in llm_sentences}
-    reported_cands = [c for c in candidates.candidates if c.code in reported]
-    templates = [s for s in template_sentences(measurements, reported_cands, evidence.passages)
-                 if s.section not in covered]
+    templates = [s for s in templates_all if s.section not in covered]
     valid = evidence.keys() | set(measurements.flat())
-    narrative = _ordered(_valid_only(templates + llm_sentences + [conclusion_sentence(final, candidates, measurements)],
+    narrative = _ordered(_valid_only(templates + llm_sentences
+                                     + [conclusion_sentence(final, candidates, measurements, borderline, decisions.category)],
                                      valid))
     narrative.append(Sentence(section="caution", text=CAUTION))
-    return Diagnosis(mode="llm", codes=final, scores=scores, narrative=narrative,
-                     added_by_llm=sorted(reported - fired), removed_by_llm=sorted(fired - reported),
+    fired = stated_before
+    return Diagnosis(mode="llm", codes=final, borderline=borderline, category=decisions.category,
+                     suppressed=decisions.suppressed, scores=scores, narrative=narrative,
+                     added_by_llm=sorted(reported - fired - {"NORM"}), removed_by_llm=sorted(fired - reported),
                      stripped_keys=answer.stripped_keys, stripped_codes=answer.stripped_codes,
                      offered_codes=offered_codes, dropped_sentences=dropped,
                      llm=info.model_copy(update={"status": "ok", "truncated": answer.truncated,

@@ -161,7 +161,14 @@ class Prompt(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-def offered_candidates(candidates: Candidates) -> list[CodeCandidate]:
+def offered_candidates(candidates: Candidates, codes: list[str] | None = None) -> list[CodeCandidate]:
+    """The codes the LLM chooses among: `codes` (the decision layer's definite and borderline statements)
+    when given, otherwise those with a criteria score >= OFFER_FLOOR; best MAX_OFFERED_CODES."""
+    if codes is not None:
+        wanted = set(codes)
+        c = [x for x in candidates.candidates if x.code in wanted]
+        rank = {code: i for i, code in enumerate(codes)}
+        return sorted(c, key=lambda x: rank[x.code])[:MAX_OFFERED_CODES]
     c = [x for x in candidates.candidates if x.score >= OFFER_FLOOR]
     return sorted(c, key=lambda x: (-x.score, x.code))[:MAX_OFFERED_CODES]
 

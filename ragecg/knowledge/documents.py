@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from ragecg.errors import InputError
 from ragecg.values import (GLOBAL_KEYS, LEAD_KEYS, SUPERCLASSES, Condition, KnowledgeDoc, LeadMeasurements,
-                           Measurements, is_measurement_key, scp_codes)
+                           Measurements, StatementLogic, is_measurement_key, scp_codes)
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.S)
 # PyYAML's libyaml loader when the wheel has it (same safe YAML 1.1 constructors; the pure-Python
@@ -212,6 +212,14 @@ def validate_directories(dirs: list[Path]) -> tuple[list[KnowledgeDoc], list[str
             problems.append(str(exc))
         except UnicodeDecodeError:
             problems.append(f"{p}: not UTF-8 text")
+    for d in dirs:
+        logic_file = Path(d) / STATEMENT_LOGIC_FILE
+        if logic_file.is_file():
+            try:
+                problems += validate_statement_logic(parse_statement_logic(logic_file.read_text(encoding="utf-8"),
+                                                                           str(logic_file)))
+            except InputError as exc:
+                problems.append(str(exc))
     return docs, problems + validate_documents(docs)
 
 
@@ -229,3 +237,55 @@ def coverage_table(docs: list[KnowledgeDoc]) -> list[dict]:
 def uncovered_codes(docs: list[KnowledgeDoc]) -> list[str]:
     """SCP statements that no document lists in codes.scp."""
     return [r["code"] for r in coverage_table(docs) if not r["doc_ids"]]
+
+
+# --------------------------------------------------------------------------------------------
+# Statement logic (knowledge/statement_logic.yaml): which statements a definite statement removes
+# --------------------------------------------------------------------------------------------
+
+STATEMENT_LOGIC_FILE = "statement_logic.yaml"
+
+
+def parse_statement_logic(text: str, path: str = "<string>") -> StatementLogic:
+    try:
+        meta = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(f"statement logic is not valid YAML ({exc.__class__.__name__})", path=path) from None
+    if not isinstance(meta, dict):
+        raise InputError("statement logic must be a mapping", path=path)
+    try:
+        return StatementLogic(**meta, path=str(path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"statement logic field {where}: {first['msg']}", path=path) from None
+
+
+def validate_statement_logic(logic: StatementLogic) -> list[str]:
+    """Problems of the statement logic table (unknown codes, uncited rules, self-suppression)."""
+    table = scp_codes()
+    ids = {s.id for s in logic.sources}
+    out: list[str] = []
+    for i, r in enumerate(logic.rules):
+        where = f"rule {i + 1} ({r.by})"
+        if r.by not in table:
+            out.append(f"{where}: {r.by!r} is not a PTB-XL SCP statement")
+        out += [f"{where}: {c!r} is not a PTB-XL SCP statement" for c in r.suppresses if c not in table]
+        if r.by in r.suppresses:
+            out.append(f"{where}: a statement cannot suppress itself")
+        if r.source not in ids:
+            out.append(f"{where}: source {r.source!r} is not one of the file's sources")
+        if not r.why.strip():
+            out.append(f"{where}: `why` is empty")
+    for name in ("normal_statements", "minor_statements", "borderline_statements", "exact_statements"):
+        out += [f"{name}: {c!r} is not a PTB-XL SCP statement" for c in getattr(logic, name) if c not in table]
+    return [f"{logic.path or STATEMENT_LOGIC_FILE}: {p}" for p in out]
+
+
+def load_statement_logic(dirs: list[Path]) -> StatementLogic:
+    """The statement logic table of the first knowledge folder that has one (the curated knowledge/)."""
+    for d in dirs:
+        p = Path(d) / STATEMENT_LOGIC_FILE
+        if p.is_file():
+            return parse_statement_logic(p.read_text(encoding="utf-8"), str(p))
+    raise InputError(f"no {STATEMENT_LOGIC_FILE} in the knowledge folders", path=str(dirs[0]) if dirs else None)

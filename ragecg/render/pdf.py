@@ -55,8 +55,11 @@ def _first_page(plt, report: Report, ecg, paper: str):
     m = report.measurements
     meas = [f"{label}: {value}" for label, value, _ in measurement_rows(m)
             if label not in ("RR variability (CV)", "P waves present")][:11]
-    codes = [f"{c.code}  {c.description[:48]}  ({c.confidence:.2f})" for c in d.codes[:11]] or \
-        ["No statement reached its criteria."]
+    codes = [f"{c.code}  {c.description[:48]}  ({c.confidence:.2f})" for c in d.codes[:9]]
+    codes += [f"{c.code}  borderline {c.description[:38]}" for c in d.borderline[:10 - len(codes)]]
+    codes = codes or ["No statement reached its criteria."]
+    if d.category is not None:
+        codes.append(d.category.name)
     fig.text(*_mm(fig, MARGIN_MM, y), "Measurements", fontsize=9, weight="bold", va="top")
     fig.text(*_mm(fig, width_mm / 2, y), "Diagnosis (code, statement, confidence)", fontsize=9, weight="bold",
              va="top")

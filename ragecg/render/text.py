@@ -168,11 +168,19 @@ def render_markdown(r: Report) -> str:
     if r.derived_leads:
         lines += [f"Leads {', '.join(r.derived_leads)} were derived from I and II (not stored in the file).", ""]
     lines += ["## Diagnosis", ""]
-    if d.codes:
+    if d.codes or d.borderline:
         lines += ["| code | statement | confidence | decided by |", "|---|---|---|---|"]
         lines += [f"| {c.code} | {c.description} | {c.confidence:.2f} | {c.decided_by} |" for c in d.codes]
+        lines += [f"| {c.code} | borderline {c.description} (not a definite statement) | {c.confidence:.2f} | "
+                  f"{c.decided_by} |" for c in d.borderline]
     else:
         lines.append("No statement reached its criteria.")
+    if d.suppressed:
+        lines += ["", "Not stated (statement logic): " + "; ".join(
+            f"{s.code} ({s.relation.replace('es', 'ed', 1) if s.relation == 'excludes' else 'subsumed'} by {s.by})"
+            for s in d.suppressed) + "."]
+    if d.category is not None:
+        lines += ["", f"**{d.category.text}**"]
     lines += ["", "## Interpretation", ""]
     for s in d.narrative:
         cites = f" [{', '.join(s.evidence)}]" if s.evidence else ""

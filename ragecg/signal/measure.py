@@ -195,7 +195,8 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
 
 RHYTHM_KEYS = ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "premature_beat_count",
                "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms", "pause_count",
-               "atrial_dominant_rate_bpm", "atrial_organization")
+               "atrial_dominant_rate_bpm", "atrial_organization", "rr_irregularity", "nn_rmssd_ratio",
+               "p_wave_beat_fraction")
 MORPHOLOGY_KEYS = ("p_waves_per_qrs", "p_present", "p_duration_ms", "pr_interval_ms", "qrs_duration_ms",
                    "qt_interval_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
                    "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
@@ -267,6 +268,24 @@ def _premature_beats(out: Measurements, bs) -> None:
         out.methods["nn_range_ms"] = f"max - min of {c.nn_s.size} NN intervals (both beats not premature)"
     else:
         out.not_measurable["nn_range_ms"] = f"fewer than {rhythm.MIN_NN_INTERVALS} NN intervals"
+    rr = np.asarray(bs.rr_s, dtype=float)
+    ectopic = c.premature
+    for key, fn, how in (("rr_irregularity", rhythm.rr_irregularity,
+                          "pooled within-class SD of RR (classes NN / coupling / pause) / mean RR"),
+                         ("nn_rmssd_ratio", rhythm.nn_rmssd_ratio, "RMSSD of consecutive NN intervals / mean NN")):
+        v = fn(rr, ectopic)
+        if v is None:
+            out.not_measurable[key] = f"fewer than {rhythm.MIN_CLASS_INTERVALS} usable RR intervals"
+        else:
+            setattr(out, key, round(v, 4))
+            out.methods[key] = how
+    v = rhythm.p_wave_beat_fraction(bs, ectopic)
+    if v is None:
+        out.not_measurable["p_wave_beat_fraction"] = "fewer than three beats with a complete pre-QRS window"
+    else:
+        out.p_wave_beat_fraction = round(v, 3)
+        out.methods["p_wave_beat_fraction"] = (f"pre-QRS window {rhythm.P_WINDOW_MS[0]:g} to {rhythm.P_WINDOW_MS[1]:g} ms, "
+                                               f"r >= {rhythm.P_BEAT_R} with the template of the beats ending an NN interval")
     a = rhythm.atrial_activity(bs)
     if a is None:
         for k in ("atrial_dominant_rate_bpm", "atrial_organization"):

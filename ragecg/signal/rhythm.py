@@ -223,3 +223,115 @@ def atrial_activity(bs) -> AtrialActivity | None:
         if best is None or a.organization > best.organization:
             best = a
     return best
+
+
+# --------------------------------------------------------------------------------------------
+# Irregularity with the ectopy taken out (atrial fibrillation vs premature complexes)
+# --------------------------------------------------------------------------------------------
+# AF is an *irregularly irregular* ventricular rhythm (2024 ESC AF guideline); premature complexes make a
+# *patterned* irregularity: a short coupling interval, then a pause, around an otherwise regular rhythm.
+# Two measures take the pattern out before judging irregularity:
+# * rr_irregularity: the RR intervals are split into the classes the ectopy defines (intervals ending at a
+#   premature beat: coupling; intervals starting at one: pause; the others: NN, Task Force 1996), and the
+#   pooled within-class standard deviation is divided by the mean RR: a coefficient of variation (Tateno K,
+#   Glass L. Med Biol Eng Comput 2001;39:664-671) of what the ectopic pattern does not explain. Sinus
+#   rhythm with premature beats or bigeminy gives tight classes; in AF the intervals of every class vary.
+# * nn_rmssd_ratio: root mean square of successive differences of consecutive NN intervals over their
+#   mean, the normalised RMSSD of Dash S, Chon KH, Lu S, Raeder EA. Ann Biomed Eng 2009;37:1701-1709
+#   computed, as they do, after the intervals around ectopic beats are removed.
+# Both are reported; the AF criterion (knowledge/atrial-fibrillation.md) uses the published 0.1 cut-off.
+MIN_CLASS_INTERVALS = 4         # intervals needed to judge irregularity at all (three differences)
+
+
+def interval_classes(premature: np.ndarray) -> np.ndarray:
+    """Per RR interval (len(premature) - 1): 0 NN, 1 coupling (ends at a premature beat), 2 pause (starts at
+    one; an interval both ending and starting at premature beats counts as coupling)."""
+    ends = premature[1:]
+    starts = premature[:-1]
+    return np.where(ends, 1, np.where(starts, 2, 0))
+
+
+def rr_irregularity(rr_s: np.ndarray, premature: np.ndarray) -> float | None:
+    """Pooled within-class SD of the RR intervals (classes of `interval_classes`) / mean RR; None with fewer
+    than MIN_CLASS_INTERVALS intervals."""
+    rr = np.asarray(rr_s, dtype=float)
+    if rr.size < MIN_CLASS_INTERVALS:
+        return None
+    cls = interval_classes(np.asarray(premature, dtype=bool))
+    ss, dof = 0.0, 0
+    for k in (0, 1, 2):
+        x = rr[cls == k]
+        if x.size >= 2:
+            ss += float(np.sum((x - x.mean()) ** 2))
+            dof += x.size - 1
+    if dof < MIN_CLASS_INTERVALS - 1:
+        return None
+    return float(np.sqrt(ss / dof) / rr.mean())
+
+
+def nn_rmssd_ratio(rr_s: np.ndarray, premature: np.ndarray) -> float | None:
+    """RMSSD of consecutive NN intervals / mean NN (Dash et al. 2009 with ectopic intervals removed); None
+    with fewer than MIN_CLASS_INTERVALS - 1 successive differences."""
+    rr = np.asarray(rr_s, dtype=float)
+    if rr.size < 2:
+        return None
+    nn = ~premature[:-1] & ~premature[1:]
+    pairs = nn[:-1] & nn[1:]
+    if pairs.sum() < MIN_CLASS_INTERVALS - 1:
+        return None
+    d = np.diff(rr)[pairs]
+    return float(np.sqrt(np.mean(d ** 2)) / rr[nn].mean())
+
+
+# --------------------------------------------------------------------------------------------
+# P waves beat by beat
+# --------------------------------------------------------------------------------------------
+# AF has "no distinct repeating P waves" (2024 ESC AF guideline): judged per beat, not only on the median
+# beat, whose P wave can be blurred when premature atrial beats (with their own P waves) join it. The
+# window before each beat's QRS (P_WINDOW_MS before the fiducial point, which covers P waves with a PR
+# interval up to about 250 ms) is taken in every lead, its mean removed; the template is the median of the
+# windows of the non-premature beats. A beat has the repeating P wave when its window correlates with the
+# template at r >= P_BEAT_R (a "strong" correlation, Evans JD. Straightforward statistics for the behavioral
+# sciences, 1996: 0.60-0.79 strong) and the template holds a wave (peak-to-peak >= 2 x MIN_WAVE_MV, the IEC
+# 60601-2-51 minimum wave of 30 uV on each side of the baseline). Fibrillatory waves are not time-locked to
+# the QRS: the template is flat or the beats do not match it. The previous beat's T wave falls in the window
+# only at fast rates; with an irregular rhythm it is not time-locked either.
+P_WINDOW_MS = (-300.0, -70.0)
+P_BEAT_R = 0.60
+P_TEMPLATE_MIN_P2P_MV = 0.06
+P_SNR_MIN = 1.0                 # as measure.SNR_MIN: a lead's template counts when its RMS >= the beat-to-beat noise
+
+
+def p_wave_beat_fraction(bs, premature: np.ndarray) -> float | None:
+    """Share of the beats ending an NN interval (premature atrial beats have their own, different P wave;
+    `premature` marks every ectopic beat) whose pre-QRS window matches the non-premature beats' template (see above), in
+    the leads where the template stands above the beat-to-beat noise (RMS of template >= P_SNR_MIN x RMS of
+    the beats' residual from it, the rule measure.p_wave_leads applies to P waves); 0 when no lead's
+    template does; None when fewer than three non-premature beats have a complete window."""
+    fs = bs.fs
+    lo, hi = (int(round(ms * fs / 1000.0)) for ms in P_WINDOW_MS)
+    x = bs.signals
+    ok = [(k, p) for k, p in enumerate(bs.peaks) if p + lo >= 0 and p + hi <= x.shape[0]]
+    if len(ok) < 3:
+        return None
+    w = np.stack([x[p + lo:p + hi, :].T for _, p in ok])          # beats x leads x window
+    w = w - w.mean(axis=2, keepdims=True)
+    # beats that end an NN interval: the beat and the one before it not ectopic, so the previous beat's T
+    # wave sits where it sits in the regular rhythm (a pause or a coupling interval would move it)
+    normal = np.array([k > 0 and not premature[k] and not premature[k - 1] for k, _ in ok])
+    if normal.sum() < 3:         # frequent ectopy: every non-premature beat
+        normal = np.array([not premature[k] for k, _ in ok])
+    if normal.sum() < 3:
+        return None
+    tmpl = np.median(w[normal], axis=0)
+    noise = np.sqrt(np.mean((w[normal] - tmpl) ** 2, axis=(0, 2)))
+    sel = (np.sqrt(np.mean(tmpl ** 2, axis=1)) >= P_SNR_MIN * noise) & (np.ptp(tmpl, axis=1) >= P_TEMPLATE_MIN_P2P_MV)
+    if not sel.any():
+        return 0.0
+    t = tmpl[sel].ravel()
+    matches = 0
+    for b in w[normal]:
+        u = b[sel].ravel()
+        den = np.sqrt(np.sum(u * u) * np.sum(t * t))
+        matches += bool(den > 0 and np.sum(u * t) / den >= P_BEAT_R)
+    return matches / int(normal.sum())

@@ -1,0 +1,155 @@
+"""The decision layer (ragecg/decision.py): definite vs borderline, statement logic, the overall category,
+and AF not called on sinus rhythm with premature complexes (real records)."""
+from __future__ import annotations
+
+import ast
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ragecg.compose.decision import categorise, condition_status, decide, fallback_uncertainty
+from ragecg.criteria.evaluate import evaluate_criteria
+from ragecg.errors import UnusableSignalError
+from ragecg.knowledge import load_statement_logic, validate_statement_logic
+from ragecg.pipeline import Resources, diagnose, diagnose_ecg
+from ragecg.reading import read_record
+from ragecg.settings import REPO_ROOT
+from ragecg.signal import measure_ecg
+from ragecg.values import STANDARD_LEADS, Candidates, CodeCandidate, ConditionResult, Ecg, Measurements
+
+
+def _cond(key, value, op, thr, met=True, lead=None):
+    return ConditionResult(measure=key, op=op, threshold=thr, value=value, lead=lead, score=0.9 if met else 0.1,
+                           met=met, source="x")
+
+
+def _cand(code, conds, score=0.9, superclass=None):
+    return CodeCandidate(code=code, description=code.lower(), superclass=superclass, score=score, fired=score >= 0.5,
+                         conditions=conds)
+
+
+def test_fallback_uncertainties_are_the_cited_tolerances():
+    assert fallback_uncertainty("pr_interval_ms", 206) == 10.0
+    assert fallback_uncertainty("qt_interval_ms", 400) == 25.0
+    assert fallback_uncertainty("r_amplitude_mv[aVL]", 0.3) == 0.025
+    assert fallback_uncertainty("r_amplitude_mv[aVL]", 2.0) == pytest.approx(0.1)
+    assert fallback_uncertainty("heart_rate_bpm", 110) == pytest.approx(11.0)
+    assert fallback_uncertainty("premature_beat_count", 1) == 0.0
+
+
+def test_a_value_just_past_its_threshold_is_borderline_and_the_record_own_uncertainty_wins():
+    m = Measurements(sampling_rate_hz=500, duration_s=10)
+    assert condition_status(_cond("pr_interval_ms", 206.0, ">", 200.0), m).status == "borderline"
+    assert condition_status(_cond("pr_interval_ms", 230.0, ">", 200.0), m).status == "definite"
+    assert condition_status(_cond("pr_interval_ms", 209.0, ">", 200.0), m).status == "borderline"
+    m2 = Measurements(sampling_rate_hz=500, duration_s=10, uncertainty={"pr_interval_ms": 40.0})
+    assert condition_status(_cond("pr_interval_ms", 230.0, ">", 200.0), m2).status == "borderline"
+    d = decide(Candidates(scores={"1AVB": 0.7}, candidates=[_cand("1AVB", [_cond("pr_interval_ms", 206.0, ">", 200.0)])]), m)
+    assert d.borderline() == ["1AVB"] and d.definite() == [] and "1AVB" not in d.chosen()
+
+
+def test_statement_logic_file_is_valid_and_lbbb_subsumes_ivcd():
+    logic = load_statement_logic([REPO_ROOT / "knowledge"])
+    assert validate_statement_logic(logic) == []
+    m = Measurements(sampling_rate_hz=500, duration_s=10)
+    cands = [_cand("CLBBB", [_cond("qrs_duration_ms", 160.0, ">=", 120.0)], superclass="CD"),
+             _cand("IVCD", [_cond("qrs_duration_ms", 160.0, ">", 110.0)], superclass="CD"),
+             _cand("SR", [_cond("p_present", True, "==", True)])]
+    d = decide(Candidates(scores={}, candidates=cands), m, logic)
+    assert "CLBBB" in d.definite() and "IVCD" not in d.definite()
+    assert [(s.code, s.by) for s in d.suppressed] == [("IVCD", "CLBBB")]
+    assert d.category.name == "Abnormal ECG" and "CLBBB" in d.category.because
+
+
+def test_af_excludes_sinus_and_pr_statements():
+    logic = load_statement_logic([REPO_ROOT / "knowledge"])
+    m = Measurements(sampling_rate_hz=500, duration_s=10)
+    cands = [_cand("AFIB", [_cond("p_present", False, "==", False), _cond("rr_irregularity", 0.2, ">=", 0.1)]),
+             _cand("1AVB", [_cond("pr_interval_ms", 260.0, ">", 200.0)], superclass="CD"),
+             _cand("SR", [_cond("p_present", True, "==", True)])]
+    d = decide(Candidates(scores={}, candidates=cands), m, logic)
+    assert d.definite() == ["AFIB"]
+
+
+def test_categories():
+    logic = load_statement_logic([REPO_ROOT / "knowledge"])
+    assert categorise(["SR"], [], [], False, logic).name == "Normal ECG"
+    assert categorise(["SBRAD"], [], [], False, logic).name == "Otherwise normal ECG"
+    assert categorise(["SR"], ["1AVB"], [], False, logic).name == "Borderline ECG"
+    assert categorise(["SR", "VCLVH"], [], [], False, logic).name == "Borderline ECG"
+    assert categorise(["SR", "CLBBB"], [], [], False, logic).name == "Abnormal ECG"
+    assert categorise(["SR"], [], ["qrs_axis_deg -70 (normal >= -30)"], True, logic).name == "Abnormal ECG"
+
+
+# ------------------------------------------------------------------ real records
+
+def _resources():
+    return Resources(use_llm=False, use_retrieval=False)
+
+
+def test_the_shipped_example_is_a_normal_ecg():
+    """examples/example_sinus: PTB-XL 00204, labelled normal ECG in sinus rhythm by the cardiologists."""
+    r = diagnose(REPO_ROOT / "examples" / "example_sinus.hea", resources=_resources())
+    assert r.diagnosis.category.name == "Normal ECG", r.diagnosis.category
+    assert {c.code for c in r.diagnosis.codes} == {"SR", "NORM"}
+    assert any("Normal ECG" in s.text for s in r.diagnosis.narrative if s.section == "conclusion")
+
+
+def af_test_records(data_dir) -> list[int]:
+    """Fold-9 (validation) records labelled sinus rhythm or sinus tachycardia together with premature
+    complexes or supraventricular arrhythmia (and neither AF nor flutter)."""
+    db = pd.read_csv(data_dir / "ptbxl" / "ptbxl_database.csv", usecols=["ecg_id", "scp_codes", "strat_fold"])
+    out = []
+    for ecg_id, codes, fold in zip(db.ecg_id, db.scp_codes, db.strat_fold):
+        c = set(ast.literal_eval(codes))
+        if fold == 9 and c & {"STACH", "SR"} and c & {"PAC", "PVC", "SVARR"} and not c & {"AFIB", "AFLT"}:
+            out.append(int(ecg_id))
+    return out
+
+
+def test_no_af_on_sinus_rhythm_with_premature_complexes_ptbxl_fold9(data_dir):
+    ids = af_test_records(data_dir)
+    assert len(ids) >= 100
+    res = _resources()
+    called, done = [], 0
+    for i in ids:
+        path = data_dir / "ptbxl" / "records100" / f"{i // 1000 * 1000:05d}" / f"{i:05d}_lr.hea"
+        try:
+            r = diagnose_ecg(read_record(path), res)
+        except UnusableSignalError:
+            continue
+        done += 1
+        stated = {c.code for c in r.diagnosis.codes} | {c.code for c in r.diagnosis.borderline}
+        if "AFIB" in stated:
+            called.append(i)
+    assert done >= 0.95 * len(ids)
+    assert called == []
+
+
+def test_no_af_on_mitdb_100_windows_with_atrial_premature_beats(data_dir):
+    """MIT-BIH 100 (sinus rhythm, 33 atrial premature beats, MLII and V5): every 10 s window holding an
+    annotated APB is diagnosed on its two leads; none may come out AF."""
+    import wfdb
+
+    rec = wfdb.rdrecord(str(data_dir / "mitdb" / "100"))
+    ann = wfdb.rdann(str(data_dir / "mitdb" / "100"), "atr")
+    fs = float(rec.fs)
+    apb = ann.sample[np.asarray(ann.symbol) == "A"] / fs
+    assert len(apb) == 33
+    res = _resources()
+    starts = sorted({int(t // 10) * 10 for t in apb if t + 10 < rec.sig_len / fs})
+    called = []
+    for start in starts:
+        a, b = int(start * fs), int((start + 10) * fs)
+        x = np.full((b - a, 12), np.nan, dtype=np.float32)
+        x[:, STANDARD_LEADS.index("II")] = rec.p_signal[a:b, 0]
+        x[:, STANDARD_LEADS.index("V5")] = rec.p_signal[a:b, 1]
+        ecg = Ecg(signals_mv=x, sampling_rate_hz=fs, source_path="100", source_format="wfdb",
+                  missing_leads=[ld for ld in STANDARD_LEADS if ld not in ("II", "V5")])
+        m = measure_ecg(ecg, ["II", "V5"])
+        d = decide(evaluate_criteria(m, res.docs), m, res.logic, res.docs)
+        if "AFIB" in d.definite() or "AFIB" in d.borderline():
+            called.append(start)
+    assert len(starts) >= 20
+    assert called == []
