@@ -119,7 +119,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
     candidates, quality = withhold_unreliable_codes(candidates, measurements, quality, resources.docs, ecg.sex)
     # definite / borderline statements, the statement logic, the overall category (compose/decision.py)
     decisions = decide(candidates, measurements, resources.logic, resources.docs,
-                       paced=getattr(ecg, "paced", None) or getattr(measurements, "paced", None),
+                       paced=quality.pacing is not None and quality.pacing.kind in ("ventricular", "atrial", "dual"),
                        age_years=ecg.age_years)
     timings["criteria_s"] = time.perf_counter() - t
 
