@@ -14,6 +14,7 @@ import numpy as np
 from ragecg.errors import InputError
 from ragecg.values import Ecg
 from ._common import MAX_UV_PER_UNIT, build_ecg, check_samples_per_lead, child, clean_statements, find_all, local, \
+    measurements, number, parse_xml, sex_from, uv_per_unit
 
 FORMAT = "hl7_aecg"
 

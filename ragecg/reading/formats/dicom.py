@@ -17,6 +17,7 @@ from ragecg.errors import InputError
 from ragecg.reading.leads import standard_lead_name
 from ragecg.values import STANDARD_LEADS, Ecg
 from ._common import age_from, build_ecg, check_samples_per_lead, check_size, clean_statements, measurements, \
+    sex_from, uv_per_unit
 
 FORMAT = "dicom"
 

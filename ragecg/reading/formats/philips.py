@@ -15,7 +15,7 @@ import numpy as np
 from ragecg.errors import InputError
 from ragecg.values import Ecg
 from ._common import age_from, build_ecg, check_samples_per_lead, child, clean_statements, find_all, measurements, \
-    sex_from, text_of
+    number, parse_xml, sex_from, text_of, uv_per_unit
 
 FORMAT = "philips_xml"
 
