@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     # Resident process (`ragecg serve`)
     server_socket: Path | None = Field(default=None, description="Unix socket of `ragecg serve`; default: "
                                        "HOME/run/ragecg.sock")
+    server_request_timeout_s: float = Field(default=10.0, description="`ragecg serve`: seconds a client may "
+                                            "take to send its request, and each answer line may wait to be read")
     use_server: Literal["auto", "never"] = Field(
         default="auto", description="auto: `diagnose` hands its records to a running `ragecg serve` whose settings "
         "and code are this process's (else it runs them itself); never: always in this process")
@@ -129,6 +131,8 @@ class Settings(BaseSettings):
     query_encoder: Literal["auto", "sentence-transformers"] = Field(
         default="auto", description="auto: queries through the model's verified ONNX export (no torch import); "
         "sentence-transformers: always through sentence-transformers")
+    knowledge_max_chars: int = Field(default=2_000_000, description="`knowledge add`: most characters of text "
+                                     "one document may hold (about 1,700 passages); larger ones are refused")
     retrieve_k: int = 6
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = Field(
         default="hybrid", description="hybrid: dense (FAISS) and lexical (BM25) rankings fused by reciprocal rank "

@@ -381,8 +381,8 @@ def knowledge_search(query: str = typer.Argument(...), k: int = typer.Option(5, 
 @knowledge_app.command("validate")
 def knowledge_validate() -> None:
     """Check every document: front matter, criteria, measurement names, sources."""
-    from ragecg.knowledge import validate_directories
-    docs, problems = validate_directories(_settings().knowledge_dirs)
+    from ragecg.knowledge import validate_knowledge
+    docs, problems = validate_knowledge(_settings())
     for p in problems:
         print(p)
     print(f"{len(docs)} documents, {len(problems)} problem(s)", file=sys.stderr)

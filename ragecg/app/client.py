@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple, Optional
 
+from ragecg import bounded
 from ragecg.errors import EXIT_PARTIAL, RagecgError
 from ragecg.settings import PACKAGE_ROOT, Settings
 
@@ -42,7 +43,8 @@ def send_message(conn: socket.socket, obj: dict) -> None:
 
 
 def read_messages(conn: socket.socket):
-    """The JSON objects arriving on `conn`, one per line."""
+    """The JSON objects arriving on `conn`, one per line (ValueError for a line longer than
+    MAX_REQUEST_BYTES, nested too deeply or not JSON: `ragecg.bounded`)."""
     buf = b""
     while True:
         chunk = conn.recv(65536)
@@ -51,7 +53,7 @@ def read_messages(conn: socket.socket):
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
-            yield json.loads(line)
+            yield bounded.loads(line, max_bytes=MAX_REQUEST_BYTES)
         if len(buf) > MAX_REQUEST_BYTES:
             raise ValueError("message too long")
 

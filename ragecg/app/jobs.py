@@ -3,7 +3,10 @@ of a `DiagnoseJob`, write the report files, and say which records failed (one ex
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
+import uuid
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -31,6 +34,7 @@ def run_diagnose_job(job: DiagnoseJob, resources, emit_out, emit_err) -> int:
     paths = [Path(p) for p in job.paths]
     out = Path(job.out) if job.out else None
     many = len(paths) > 1
+    shown, folders = record_labels(paths)
     failures: list[tuple[str, str, int]] = []
     summary = []
     for path in paths:
@@ -41,25 +45,27 @@ def run_diagnose_job(job: DiagnoseJob, resources, emit_out, emit_err) -> int:
             if not many:
                 raise
             emit_err(str(exc))
-            failures.append((path.name, str(exc), exc.exit_code))
+            failures.append((str(path), str(exc), exc.exit_code))
             continue
         if out is not None:
-            target = out / (Path(report.source).stem if many else "")
+            target = out / (folders[str(path)] if many else "")
             write_report_files(report, target, ecg, job.paper)
         if job.fmt in ("json", "fhir") or out is None or not many:
             emit_out(render_output(report, job.fmt, ecg, compact=many))
-        summary.append({"record": path.name, "codes": " ".join(c.code for c in report.diagnosis.codes),
+        summary.append({"record": shown[str(path)], "report_folder": folders[str(path)],
+                        "codes": " ".join(c.code for c in report.diagnosis.codes),
                         "heart_rate_bpm": report.measurements.heart_rate_bpm, "mode": report.diagnosis.mode,
                         "quality": report.quality.verdict})
     if many and out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "summary.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["record", "status", "codes", "heart_rate_bpm", "mode", "quality", "error"])
-            w.writeheader()
-            for row in summary:
-                w.writerow({**row, "status": "ok"})
-            for name, msg, _ in failures:
-                w.writerow({"record": name, "status": "failed", "error": msg})
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=["record", "status", "report_folder", "codes", "heart_rate_bpm", "mode",
+                                            "quality", "error"])
+        w.writeheader()
+        for row in summary:
+            w.writerow({**row, "status": "ok"})
+        for path_text, msg, _ in failures:
+            w.writerow({"record": shown[path_text], "status": "failed", "error": msg})
+        write_files_atomically(out, {"summary.csv": buf.getvalue().encode("utf-8")}, what="summary.csv")
     if failures:
         emit_err(f"{len(failures)} of {len(paths)} record(s) failed; the others were diagnosed")
         return EXIT_PARTIAL if summary else failures[0][2]
@@ -93,6 +99,35 @@ def run_serial_job(job: DiagnoseJob, resources, emit_out) -> int:
     return 0
 
 
+def record_labels(paths: list[Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """For each input path: how summary.csv names it (its path relative to the inputs' common folder,
+    so `a/ecg.xml` and `b/ecg.xml` are told apart) and its own report sub-folder (the file stem when
+    that is unique, else the relative path with `__` for `/`, numbered if still taken)."""
+    texts = [str(p) for p in paths]
+    resolved = [p.resolve() for p in paths]
+    try:
+        common = Path(os.path.commonpath([str(r.parent) for r in resolved])) if resolved else Path(".")
+    except ValueError:                       # different drives (Windows)
+        common = Path(".")
+    shown: dict[str, str] = {}
+    for text, r in zip(texts, resolved):
+        try:
+            shown[text] = r.relative_to(common).as_posix()
+        except ValueError:
+            shown[text] = r.name
+    stems = [Path(shown[t]).stem for t in texts]
+    folders: dict[str, str] = {}
+    taken: set[str] = set()
+    for text, stem in zip(texts, stems):
+        name = stem if stems.count(stem) == 1 else shown[text].replace("/", "__")
+        base, n = name, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        taken.add(name)
+        folders[text] = name
+    return shown, folders
+
+
 def check_writable_folder(folder: Path) -> None:
     """Create `folder` if needed and check a file can be written in it; RagecgError (exit 2) if not."""
     probe = folder / ".ragecg_write_test"
@@ -106,16 +141,41 @@ def check_writable_folder(folder: Path) -> None:
 
 
 def write_report_files(report, target: Path, ecg=None, paper: str = "a4") -> None:
-    """report.json, report.md, report.html (with the plot when `ecg` is given), report.pdf, report.fhir.json."""
+    """report.json, report.md, report.html (with the plot when `ecg` is given), report.pdf, report.fhir.json.
+
+    All or none: every file is rendered first, written under a temporary name, then renamed; a
+    failure (a renderer's error, a full disk) leaves no new or half-written file behind."""
+    contents = {
+        "report.json": report.model_dump_json(indent=2).encode("utf-8"),
+        "report.md": render_output(report, "md").encode("utf-8"),
+        "report.html": render_output(report, "html", ecg).encode("utf-8"),
+        "report.pdf": render(report, "pdf", ecg, paper=paper),
+        "report.fhir.json": render_output(report, "fhir").encode("utf-8"),
+    }
+    write_files_atomically(target, contents, what="the report files")
+
+
+def write_files_atomically(target: Path, contents: dict[str, bytes], *, what: str) -> None:
+    """Write `contents` (file name -> bytes) into `target`: temporary names first, renamed only when all
+    are written; on OSError nothing new is left and RagecgError (exit 2) names the folder."""
+    tag = uuid.uuid4().hex[:8]
+    temps: list[Path] = []
     try:
         target.mkdir(parents=True, exist_ok=True)
-        (target / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
-        (target / "report.md").write_text(render_output(report, "md"), encoding="utf-8")
-        (target / "report.html").write_text(render_output(report, "html", ecg), encoding="utf-8")
-        (target / "report.pdf").write_bytes(render(report, "pdf", ecg, paper=paper))
-        (target / "report.fhir.json").write_text(render_output(report, "fhir"), encoding="utf-8")
+        for name, data in contents.items():
+            tmp = target / f".{name}.{tag}.tmp"
+            temps.append(tmp)
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for name in contents:
+            os.replace(target / f".{name}.{tag}.tmp", target / name)
     except OSError as exc:
-        raise RagecgError(f"cannot write the report files ({exc.strerror})", path=str(target)) from None
+        raise RagecgError(f"cannot write {what} ({exc.strerror or type(exc).__name__})", path=str(target)) from None
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
 
 
 def load_report(path: Path):

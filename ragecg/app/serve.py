@@ -34,6 +34,9 @@ from .client import DiagnoseJob, answers, fingerprint, read_messages, send_messa
 from .jobs import run_diagnose_job
 
 
+MAX_CONNECTIONS = 32          # connections handled at once (each waits its turn for the one model)
+
+
 # --------------------------------------------------------------------------- server
 
 class Server:
@@ -49,6 +52,8 @@ class Server:
         self.stopping = threading.Event()
         self.jobs = 0
         self._sock: socket.socket | None = None
+        self._job_lock = threading.Lock()          # one job at a time on the one model
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
 
     def bind(self) -> None:
         """Create the socket (owner-only). UsageError when a server already listens there or the
@@ -84,11 +89,23 @@ class Server:
                     conn, _ = self._sock.accept()
                 except socket.timeout:
                     continue
-                with conn:
-                    conn.settimeout(None)
-                    self._handle(conn)
+                if not self._slots.acquire(blocking=False):
+                    conn.close()                # too many clients at once: they work alone
+                    continue
+                threading.Thread(target=self._serve_connection, args=(conn,), daemon=True,
+                                 name="ragecg-serve-conn").start()
         finally:
             self.close()
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        """One client, in its own thread: an idle or slow client cannot hold up the others (its
+        request must arrive within `server_request_timeout_s`; the job then waits for the model)."""
+        try:
+            with conn:
+                conn.settimeout(self.settings.server_request_timeout_s)
+                self._handle(conn)
+        finally:
+            self._slots.release()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -109,7 +126,9 @@ class Server:
                 if request.get("fingerprint") != self.fingerprint:
                     send_message(conn, {"mismatch": True})
                     return
-                self._diagnose(conn, request.get("job") or {})
+                conn.settimeout(self.settings.server_request_timeout_s)   # each send to the client
+                with self._job_lock:
+                    self._diagnose(conn, request.get("job") or {})
         except (OSError, ValueError) as exc:    # a client that went away or sent garbage: next one
             self.log(f"connection dropped ({type(exc).__name__})")
 

@@ -30,11 +30,11 @@ With a backend:
 """
 from __future__ import annotations
 
-import json
 import re
 
 from pydantic import BaseModel
 
+from ragecg import bounded
 from ragecg.errors import LLMTimeoutError
 from ragecg.settings import LlmSettings, Settings
 from ragecg.values import (FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis, Evidence,
@@ -45,6 +45,7 @@ from .prompt import (DEFAULT_PROMPT_TOKENS, LLM_ADJUSTMENT, SECTIONS, SENTENCE_M
                      condition_keys, format_value, numbers_in, offered_candidates, output_schema, with_unit)
 
 LLM_ACCEPT = 0.5
+MAX_ANSWER_CHARS = 1 << 20     # an answer of llm_max_tokens tokens is a few KiB; longer is not an answer
 MIN_SENTENCE_WORDS = 3
 CAUTION = ("This interpretation is machine-generated from automated measurements and must be "
            "over-read by a physician before any clinical use.")
@@ -254,7 +255,7 @@ def _load_answer(text: str) -> tuple[dict, bool]:
 
     def valid(t: str) -> dict | None:
         try:
-            d = json.loads(t)
+            d = bounded.loads(t, max_bytes=MAX_ANSWER_CHARS)     # deep nesting: ValueError, not RecursionError
             jsonschema.validate(d, output_schema())
             return d
         except (ValueError, jsonschema.ValidationError):
@@ -271,7 +272,7 @@ def _load_answer(text: str) -> tuple[dict, bool]:
             if d is not None:
                 return d, True
     try:
-        jsonschema.validate(json.loads(text), output_schema())
+        jsonschema.validate(bounded.loads(text, max_bytes=MAX_ANSWER_CHARS), output_schema())
     except (ValueError, jsonschema.ValidationError) as e:
         msg = e.message if isinstance(e, jsonschema.ValidationError) else str(e)
         raise InvalidAnswer(msg.splitlines()[0][:200]) from None

@@ -18,7 +18,7 @@ from ragecg.errors import InputError
 from ragecg.settings import Settings
 from ragecg.values import UNITS, KnowledgeDoc, describe_measure
 
-from .documents import parse_markdown_doc
+from .documents import has_front_matter, parse_markdown_doc, read_document_text
 
 SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text",
             ".pdf": "pdf", ".html": "html", ".htm": "html"}
@@ -152,30 +152,50 @@ def _first_title(text: str) -> str | None:
     return None
 
 
-def _load_langchain(path: Path, kind: str) -> list:
-    """Documents of a user file through langchain's loaders (imported only when building)."""
+def _too_long(path: Path, max_chars: int) -> InputError:
+    return InputError(f"holds more than {max_chars:,} characters of text (the limit per document, "
+                      "RAGECG_KNOWLEDGE_MAX_CHARS); split it or add the relevant part", path=path.name)
+
+
+def _load_langchain(path: Path, kind: str, max_chars: int) -> list:
+    """Documents of a user file through langchain's loaders (imported only when building), page by
+    page; InputError as soon as the text passes `max_chars` (a small PDF can hold 50 MB of text)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from langchain_community.document_loaders import BSHTMLLoader, PyPDFLoader, TextLoader
     try:
         if kind == "pdf":
-            return PyPDFLoader(str(path), mode="page").load()
-        if kind == "html":
-            return BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n",
-                                bs_kwargs={"features": "html.parser"}).load()   # stdlib parser, no lxml
-        return TextLoader(str(path), encoding="utf-8").load()
+            loader = PyPDFLoader(str(path), mode="page")
+        elif kind == "html":
+            loader = BSHTMLLoader(str(path), open_encoding="utf-8", get_text_separator="\n",
+                                  bs_kwargs={"features": "html.parser"})   # stdlib parser, no lxml
+        else:
+            loader = TextLoader(str(path), encoding="utf-8")
+        pages, total = [], 0
+        for page in loader.lazy_load():
+            total += len(page.page_content)
+            if total > max_chars:
+                raise _too_long(path, max_chars)
+            pages.append(page)
+        return pages
+    except InputError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a loader failure means an unreadable file
         raise InputError(f"cannot read this {kind} document ({exc.__class__.__name__})", path=path.name) from None
 
 
 def _user_chunks(inp: KnowledgeInput, settings: Settings) -> tuple[dict, list[Chunk]]:
     kind = SUFFIXES[inp.path.suffix.lower()]
-    if kind == "markdown":
-        text = inp.path.read_text(encoding="utf-8", errors="replace")
-        if text.startswith("---"):       # a document in the curated format, added by the user
+    if kind in ("markdown", "text"):
+        text = read_document_text(inp.path)
+        if len(text) > settings.knowledge_max_chars:
+            raise _too_long(inp.path, settings.knowledge_max_chars)
+        if kind == "markdown" and has_front_matter(text):   # a document in the curated format, added by the user
             doc = parse_markdown_doc(text, inp.path.name)
             return _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
-    pages = _load_langchain(inp.path, kind)
+    if kind == "pdf":
+        check_pdf_text_size(inp.path, settings.knowledge_max_chars)
+    pages = _load_langchain(inp.path, kind, settings.knowledge_max_chars)
     doc_id = slug(inp.path.stem)
     meta_title = (pages[0].metadata.get("title") if pages else None) or None
     title = (str(meta_title).strip() if meta_title else None) or \
@@ -195,6 +215,26 @@ def _user_chunks(inp: KnowledgeInput, settings: Settings) -> tuple[dict, list[Ch
     return info, chunks
 
 
+def check_pdf_text_size(path: Path, max_chars: int) -> None:
+    """Refuse a PDF whose page content streams, decompressed, exceed what `max_chars` of text could
+    need (8 bytes of drawing operators per character), before any text is extracted: extraction is
+    slow (minutes for 50 MB), decompression is not."""
+    from pypdf import PdfReader
+
+    limit = 8 * max_chars
+    try:
+        total = 0
+        for page in PdfReader(str(path)).pages:
+            contents = page.get_contents()
+            total += len(contents.get_data()) if contents is not None else 0
+            if total > limit:
+                raise _too_long(path, max_chars)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types for damaged files
+        raise InputError(f"cannot read this pdf document ({exc.__class__.__name__})", path=path.name) from None
+
+
 def _cites(doc: KnowledgeDoc) -> str:
     return "; ".join(s.cite for s in doc.sources)
 
@@ -210,7 +250,7 @@ def documents_and_chunks(inputs: list[KnowledgeInput], settings: Settings) -> tu
     seen: dict[str, str] = {}
     for inp in inputs:
         if inp.kind == "curated":
-            doc = parse_markdown_doc(inp.path.read_text(encoding="utf-8"), str(inp.path))
+            doc = parse_markdown_doc(read_document_text(inp.path), str(inp.path))
             info, cs = _doc_info(doc, inp, _cites(doc)), _curated_chunks(doc, _cites(doc), settings)
         else:
             info, cs = _user_chunks(inp, settings)

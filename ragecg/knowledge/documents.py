@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import logging
 import re
 from pathlib import Path
 
@@ -41,9 +42,25 @@ _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.S)
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def read_document_text(path: Path) -> str:
+    """A knowledge file's text: UTF-8 (a BOM allowed), line ends made `\\n`; InputError otherwise.
+    The one reader of Markdown for `knowledge add`, the index build and the criteria loader."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text; save it as UTF-8", path=Path(path).name) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def has_front_matter(text: str) -> bool:
+    """Whether a Markdown text is a document in the curated format (a `---` block first, blank
+    lines before it allowed): the one test used by `knowledge add`, the index build and the loader."""
+    return text.lstrip("\ufeff \t\n").startswith("---")
+
+
 def parse_markdown_doc(text: str, path: str = "<string>") -> KnowledgeDoc:
     """Parse one knowledge document. Raises InputError naming the file on any problem."""
-    m = _FRONT.match(text)
+    m = _FRONT.match(text.replace("\r\n", "\n").lstrip("\ufeff \t\n"))
     if not m:
         raise InputError("no YAML front matter (a '---' block at the top)", path=path)
     try:
@@ -72,7 +89,7 @@ def iter_markdown_files(dirs: list[Path]) -> list[Path]:
 
 def load_documents(dirs: list[Path]) -> list[KnowledgeDoc]:
     """All curated Markdown knowledge documents under `dirs`, sorted by id; ids must be unique."""
-    return _unique_sorted([parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)) for p in iter_markdown_files(dirs)])
+    return _unique_sorted([parse_markdown_doc(read_document_text(p), str(p)) for p in iter_markdown_files(dirs)])
 
 
 def _unique_sorted(docs: list[KnowledgeDoc]) -> list[KnowledgeDoc]:
@@ -90,11 +107,34 @@ def load_criteria_documents(settings) -> list[KnowledgeDoc]:
     user-added Markdown that carries front matter (plain guideline files added with `knowledge add`
     are retrieval context only)."""
     dirs = list(settings.knowledge_dirs)
+    return _unique_sorted(load_documents(dirs) + [doc for doc, problems in user_criteria_documents(settings)
+                                                   if not problems])
+
+
+def user_criteria_documents(settings) -> list[tuple[KnowledgeDoc, list[str]]]:
+    """User-added Markdown documents in the curated format, each with its validation problems.
+    `knowledge add` refuses a document with problems; one placed in the folder by hand is left out of
+    the criteria (its codes are never reported) with a warning, and `knowledge validate` lists it."""
     user = settings.user_knowledge
-    extra = [p for p in iter_markdown_files([user]) if user not in dirs
-             and p.read_text(encoding="utf-8", errors="replace").lstrip().startswith("---")] if user.is_dir() else []
-    return _unique_sorted(load_documents(dirs) + [parse_markdown_doc(p.read_text(encoding="utf-8"), str(p))
-                                                   for p in extra])
+    if not user.is_dir() or user in list(settings.knowledge_dirs):
+        return []
+    out = []
+    for p in iter_markdown_files([user]):
+        try:
+            text = read_document_text(p)
+            if not has_front_matter(text):
+                continue
+            doc = parse_markdown_doc(text, str(p))
+        except InputError as exc:
+            logging.getLogger("ragecg").warning(f"warning: {exc}; its criteria are not used "
+                                                "(see `ragecg knowledge validate`)")
+            continue
+        problems = validate_document(doc)
+        if problems:
+            logging.getLogger("ragecg").warning(f"warning: {p.name}: {len(problems)} problem(s); its criteria are "
+                                                "not used (see `ragecg knowledge validate`)")
+        out.append((doc, problems))
+    return out
 
 
 def knowledge_hash(docs: list[KnowledgeDoc]) -> str:
@@ -207,11 +247,9 @@ def validate_directories(dirs: list[Path]) -> tuple[list[KnowledgeDoc], list[str
     problems: list[str] = []
     for p in iter_markdown_files(dirs):
         try:
-            docs.append(parse_markdown_doc(p.read_text(encoding="utf-8"), str(p)))
+            docs.append(parse_markdown_doc(read_document_text(p), str(p)))
         except InputError as exc:
             problems.append(str(exc))
-        except UnicodeDecodeError:
-            problems.append(f"{p}: not UTF-8 text")
     for d in dirs:
         logic_file = Path(d) / STATEMENT_LOGIC_FILE
         if logic_file.is_file():
@@ -221,6 +259,23 @@ def validate_directories(dirs: list[Path]) -> tuple[list[KnowledgeDoc], list[str
             except InputError as exc:
                 problems.append(str(exc))
     return docs, problems + validate_documents(docs)
+
+
+def validate_knowledge(settings) -> tuple[list[KnowledgeDoc], list[str]]:
+    """`ragecg knowledge validate`: the curated folders, and the user folder's documents in the curated
+    format (plain guideline files there are retrieval text, not checked)."""
+    docs, problems = validate_directories(list(settings.knowledge_dirs))
+    user = settings.user_knowledge
+    if user.is_dir() and user not in list(settings.knowledge_dirs):
+        for p in iter_markdown_files([user]):
+            try:
+                text = read_document_text(p)
+                if has_front_matter(text):
+                    docs.append(parse_markdown_doc(text, str(p)))
+            except InputError as exc:
+                problems.append(str(exc))
+        problems = problems + [q for q in validate_documents(docs) if q not in problems]
+    return docs, problems
 
 
 def coverage_table(docs: list[KnowledgeDoc]) -> list[dict]:

@@ -47,6 +47,7 @@ from ragecg.version import __version__
 from . import lexical
 from .chunking import (MARKDOWN_HEADERS, SUFFIXES, Chunk, KnowledgeInput, documents_and_chunks,
                        scan_inputs, sha256_file, slug)
+from .documents import has_front_matter, parse_markdown_doc, read_document_text, validate_document
 from .embed import (embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256,
                     prepare_query_encoder)
 
@@ -165,6 +166,13 @@ def _previous_vectors(settings: Settings, model_sha: str) -> dict[str, np.ndarra
 
 def build_index(settings: Settings, *, force: bool = False) -> BuildResult:
     """Build (incrementally unless `force`) the index of the knowledge folders and make it ACTIVE."""
+    try:
+        return _build_index(settings, force=force)
+    except OSError as exc:        # read-only or full RAGECG_HOME: the previous index stays ACTIVE
+        raise _write_error(exc, "the knowledge index", settings.indexes_dir) from None
+
+
+def _build_index(settings: Settings, *, force: bool) -> BuildResult:
     t0 = time.perf_counter()
     with _build_lock(settings):
         inputs = scan_inputs(settings)
@@ -476,8 +484,41 @@ def active_index_info(settings: Settings) -> dict:
 
 
 # ------------------------------------------------------------------ managing user documents
+def check_user_document(path: Path, settings: Settings) -> None:
+    """What `knowledge add` checks before anything is copied; InputError (exit 3) naming the file:
+    a README.md (never indexed: it describes its folder), text that is not UTF-8 or longer than
+    `knowledge_max_chars`, and a document in the curated format that fails the curated documents'
+    validation (invented SCP code, rule without a cited source, unknown measurement, ...)."""
+    if path.name.lower() == "readme.md":
+        raise InputError("README.md files are never indexed (a README describes its folder); rename the file "
+                         "to add it", path=path.name)
+    kind = SUFFIXES[path.suffix.lower()]
+    if kind not in ("markdown", "text"):
+        return                       # pdf/html: text size and readability are checked by the staged build
+    text = read_document_text(path)
+    if len(text) > settings.knowledge_max_chars:
+        raise InputError(f"holds more than {settings.knowledge_max_chars:,} characters of text (the limit per "
+                         "document, RAGECG_KNOWLEDGE_MAX_CHARS); split it or add the relevant part", path=path.name)
+    if kind == "markdown" and has_front_matter(text):
+        problems = validate_document(parse_markdown_doc(text, path.name))
+        if problems:
+            first = problems[0].split(": ", 1)[-1]
+            raise InputError(f"fails validation ({len(problems)} problem(s); first: {first}); nothing was added "
+                             "(`ragecg knowledge validate` checks documents in place)", path=path.name)
+
+
+def _write_error(exc: OSError, what: str, where: Path) -> IndexError_:
+    return IndexError_(f"cannot write {what} ({exc.strerror or type(exc).__name__}); RAGECG_HOME must be a "
+                       "writable folder with free space", path=str(where))
+
+
 def add_documents(settings: Settings, paths: list[Path]) -> list[Path]:
-    """Copy md/txt/pdf/html files (or folders of them) into the user knowledge folder, then rebuild."""
+    """Copy md/txt/pdf/html files (or folders of them) into the user knowledge folder and rebuild.
+
+    All or nothing: every file is checked first (`check_user_document`), then the index is built from
+    a staging copy of the user folder with the new files; only when that build succeeds are the
+    files moved into the user folder (os.replace each). A failed or killed add leaves the previous
+    documents and index as they were."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -487,32 +528,50 @@ def add_documents(settings: Settings, paths: list[Path]) -> list[Path]:
                 raise InputError(f"unsupported document type {p.suffix or '(none)'}; "
                                  f"use {', '.join(sorted(SUFFIXES))}", path=p.name)
             files.append(p)
+        elif p.exists():
+            raise InputError("is not a regular file (a FIFO, socket or device)", path=p.name)
         else:
             raise InputError("no such file or folder", path=str(p))
     if not files:
         raise InputError("no md, txt, pdf or html files found", path=", ".join(str(p) for p in paths))
-    dest_dir = settings.user_knowledge
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    taken = {r["id"]: r for r in list_documents(settings)}
-    copied, created = [], []
     for f in files:
-        dest = dest_dir / (slug(f.stem) + f.suffix.lower())
+        check_user_document(f, settings)
+    dest_dir = settings.user_knowledge
+    taken = {r["id"]: r for r in list_documents(settings)}
+    plan: list[tuple[Path, str]] = []
+    for f in files:
+        name = slug(f.stem) + f.suffix.lower()
         doc_id = slug(f.stem)
         clash = taken.get(doc_id)
-        if clash and not (clash["kind"] == "user" and Path(clash["path"]).resolve() == dest.resolve()):
+        if clash and not (clash["kind"] == "user" and Path(clash["path"]).resolve() == (dest_dir / name).resolve()):
             raise InputError(f"a knowledge document with id {doc_id!r} already exists; rename the file", path=f.name)
-        if not dest.exists():
-            created.append(dest)
-        shutil.copyfile(f, dest)
-        taken[doc_id] = {"kind": "user", "path": str(dest)}
-        copied.append(dest)
+        taken[doc_id] = {"kind": "user", "path": str(dest_dir / name)}
+        plan.append((f, name))
+    staging = dest_dir.parent / f".{dest_dir.name}.staging-{uuid.uuid4().hex[:8]}"
     try:
-        build_index(settings)
-    except Exception:
-        for dest in created:          # a file that breaks the build is not left behind
-            dest.unlink(missing_ok=True)
-        raise
-    return copied
+        _sweep_stale_staging(dest_dir)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(dest_dir, staging)
+        for f, name in plan:
+            shutil.copyfile(f, staging / name)
+        build_index(settings.model_copy(update={"user_knowledge_dir": staging}))
+        for _, name in plan:
+            os.replace(staging / name, dest_dir / name)
+    except OSError as exc:
+        raise _write_error(exc, "the user knowledge folder or the index", dest_dir) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [dest_dir / name for _, name in plan]
+
+
+def _sweep_stale_staging(dest_dir: Path, older_than_s: float = 3600.0) -> None:
+    """Staging folders left by a killed `knowledge add` (never read; removed after an hour)."""
+    if not dest_dir.parent.is_dir():
+        return
+    for d in dest_dir.parent.glob(f".{dest_dir.name}.staging-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
 
 
 def remove_document(settings: Settings, doc_id: str) -> Path:
@@ -524,7 +583,10 @@ def remove_document(settings: Settings, doc_id: str) -> Path:
     if row["kind"] != "user":
         raise InputError(f"{doc_id!r} is a curated document; only user-added documents can be removed")
     path = Path(row["path"])
-    path.unlink()
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise _write_error(exc, "the user knowledge folder", path.parent) from None
     build_index(settings)
     return path
 

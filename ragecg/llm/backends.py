@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from ragecg import bounded
 from ragecg.digest import file_sha256
 from ragecg.errors import LLMCallError, LLMTimeoutError, ModelError
 from ragecg.settings import Settings
@@ -469,6 +470,9 @@ class LlamaCppBackend(LLMBackend):
 
 # --------------------------------------------------------------------------- OpenAI-compatible server
 
+MAX_ANSWER_BYTES = 8 << 20     # an answer of llm_max_tokens tokens is a few KiB
+
+
 class OpenAIServerBackend(LLMBackend):
     """POST {url}/v1/chat/completions. Sends the OpenAI `json_schema` response format; a server that
     rejects it (llama-cpp-python's own server answers 500 naming response_format) is retried once
@@ -504,8 +508,26 @@ class OpenAIServerBackend(LLMBackend):
             headers["Authorization"] = f"Bearer {self._api_key}"
         req = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode("utf-8"),
                                      headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - user-configured URL
-            return json.loads(resp.read().decode("utf-8"))
+        # urllib's timeout bounds each socket read, not the whole answer (a server sending one byte a
+        # second is never cut off): the call runs in a daemon thread given `timeout_s` in all.
+        done: dict = {}
+
+        def call() -> None:
+            try:
+                with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - user-configured URL
+                    body = resp.read(MAX_ANSWER_BYTES + 1)
+                done["value"] = bounded.loads(body, max_bytes=MAX_ANSWER_BYTES)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                done["error"] = exc
+
+        worker = threading.Thread(target=call, daemon=True, name="ragecg-llm-http")
+        worker.start()
+        worker.join(timeout_s)
+        if worker.is_alive():             # left behind: it ends when the server closes or its read times out
+            raise TimeoutError(f"no complete answer within {timeout_s:g} s")
+        if "error" in done:
+            raise done["error"]
+        return done["value"]
 
     def complete_json(self, system: str, user: str, schema: dict, *, max_tokens: int,
                       timeout_s: float) -> LLMResult:

@@ -26,6 +26,20 @@ MAX_DURATION_S = 600.0 + 1e-6  # 10 minutes; longer records are refused (bounded
 # A WFDB record up to 1 h long (INCART's 30-minute records in the Challenge data) is read for its first
 # 10 minutes (wfdb reads a window without loading the rest); longer ones are refused.
 MAX_WFDB_DURATION_S = 3600.0 + 1e-6
+# Samples per lead (600 s at 1 kHz), checked from the header before any sample is read: a 20 kHz x
+# 600 s WFDB record peaked at 4.8 GB; at this limit `diagnose --no-llm` peaked at 1.15 GB (docs/reliability.md).
+MAX_SAMPLES_PER_LEAD = 600_000
+
+
+def shown_unit(unit: str) -> str:
+    """A unit field from a file as it may appear in a message: a known physical unit (mmHg, mV), else
+    'free text' — the field is free text from the file and could hold a name."""
+    u = str(unit).strip()
+    return u if u.lower() in _KNOWN_UNITS else "free text"
+
+
+_KNOWN_UNITS = {"mv", "uv", "µv", "μv", "v", "nv", "mmhg", "kpa", "mmh2o", "cmh2o", "%", "bpm", "degc", "nu", "ma",
+                "ohm", "l/s", "l", "s", "ms", "g", "mg"}
 
 
 def standard_lead_name(name: str) -> str | None:
@@ -65,16 +79,20 @@ def ecg_from_leads(leads: dict[str, np.ndarray], sampling_rate_hz: float, *, sou
         raise InputError(f"record is {duration:.2f} s long; at least {MIN_DURATION_S:g} s is needed", path=name)
     if duration > MAX_DURATION_S:
         raise InputError(f"record is {duration:.0f} s long; at most 600 s (10 min) is accepted — cut it first", path=name)
+    if n > MAX_SAMPLES_PER_LEAD:
+        raise InputError(f"record holds {n:,} samples per lead; at most {MAX_SAMPLES_PER_LEAD:,} are accepted "
+                         "(e.g. 600 s at 1 kHz): resample or cut it first", path=name)
 
     scale = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}.get(units.strip().lower())
     if scale is None:
-        raise InputError(f"unknown signal unit {units!r} (expected mV, uV or V)", path=name)
+        raise InputError(f"unknown signal unit {shown_unit(units)!r} (expected mV, uV or V)", path=name)
 
     derived = derive_limb_leads(mapped)
     missing = [ld for ld in STANDARD_LEADS if ld not in mapped]
     if len(missing) == len(STANDARD_LEADS):
-        raise InputError("no standard ECG lead found" + (f" (unrecognised labels: {', '.join(unknown[:6])})"
+        raise InputError("no standard ECG lead found" + (f" ({len(unknown)} signal label(s) not recognised)"
                                                          if unknown else ""), path=name)
+    # labels are free text from the file (names and identifiers have been seen there): counted, never shown
     # A lead not in the file is kept as a NaN column and listed: the quality gate marks it missing, the
     # measurements skip it and the criteria that read it are not evaluated (reduced-lead ECGs).
     nan = np.full(n, np.nan)

@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,8 @@ from ragecg.errors import InputError
 from ragecg.values import Ecg
 
 from .formats import detect_and_read
-from .leads import (MAX_DURATION_S, MAX_SAMPLING_RATE_HZ, MAX_WFDB_DURATION_S, MIN_SAMPLING_RATE_HZ, ecg_from_leads,
-                    standard_lead_name)
+from .leads import (MAX_DURATION_S, MAX_SAMPLES_PER_LEAD, MAX_SAMPLING_RATE_HZ, MAX_WFDB_DURATION_S,
+                    MIN_SAMPLING_RATE_HZ, ecg_from_leads, shown_unit, standard_lead_name)
 
 
 def _parse_demographics(comments: list[str]) -> dict:
@@ -37,6 +38,12 @@ def _parse_demographics(comments: list[str]) -> dict:
             except ValueError:
                 pass
     return out
+
+
+def _check_regular(p: Path) -> None:
+    """A FIFO, socket or device is not reported as missing (and never opened: a FIFO would block)."""
+    if p.exists() and not p.is_file() and not p.is_dir():
+        raise InputError("is not a regular file (a FIFO, socket or device); give a record file", path=p.name)
 
 
 def resolve_wfdb_path(path: str | Path) -> Path:
@@ -153,6 +160,9 @@ def _read_wfdb_checked(base: Path, hea: Path, shown: str) -> Ecg:
             raise InputError(f"record is {header.sig_len / header.fs:.0f} s long; at most 600 s (10 min) is accepted",
                              path=shown)
         sampto = int(600 * header.fs)
+    if min(header.sig_len, sampto or header.sig_len) > MAX_SAMPLES_PER_LEAD:
+        raise InputError(f"record holds {header.sig_len:,} samples per lead; at most {MAX_SAMPLES_PER_LEAD:,} are "
+                         "accepted (e.g. 600 s at 1 kHz): resample or cut it first", path=shown)
     for fname in sorted(set(header.file_name or [])):
         f = base.parent / fname
         if not f.is_file():
@@ -175,7 +185,8 @@ def _read_wfdb_checked(base: Path, hea: Path, shown: str) -> Ecg:
         raise InputError("signal data is shorter than the header says (truncated file?)", path=shown)
     units = {str(u).strip() for u in (rec.units or ["mV"])}
     if len(units) != 1:
-        raise InputError(f"leads are in different units ({', '.join(sorted(units))})", path=shown)
+        raise InputError(f"leads are in different units ({', '.join(sorted(shown_unit(u) for u in units))})",
+                         path=shown)
     comments = list(rec.comments or [])
     leads = {name: signals[:, i] for i, name in enumerate(rec.sig_name)}
     dup = {standard_lead_name(n) for n in rec.sig_name if standard_lead_name(n)}
@@ -269,8 +280,15 @@ def read_record(path: str | Path, *, sampling_rate_hz: float | None = None, lead
     p = Path(path)
     if p.is_dir():
         raise InputError("is a directory, not a record", path=p.name)
-    if p.is_file() and p.suffix.lower() != ".hea":
-        ecg = detect_and_read(p, sampling_rate_hz=sampling_rate_hz, leads=leads, units=units)
-        if ecg is not None:
-            return ecg
-    return read_wfdb(p)
+    _check_regular(p)
+    base = resolve_wfdb_path(p)
+    _check_regular(base.with_name(base.name + ".hea"))
+    # numpy/pydicom/wfdb RuntimeWarnings (overflow in a scale, a cast) would print a line of their own
+    # on stderr; values they concern are refused or flagged by the checks and the quality gate.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if p.is_file() and p.suffix.lower() != ".hea":
+            ecg = detect_and_read(p, sampling_rate_hz=sampling_rate_hz, leads=leads, units=units)
+            if ecg is not None:
+                return ecg
+        return read_wfdb(p)

@@ -145,7 +145,9 @@ def report_to_pdf(report: Report, ecg=None, paper: str = "a4") -> bytes:
     from matplotlib.backends.backend_pdf import PdfPages
 
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": "ECG report (machine-generated)", "Creator": f"ragecg {__version__}"}) as pdf:
+    # Text is drawn as given: file names and device statements may hold `$`, `^` or `\\` (mathtext markup)
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}), \
+            PdfPages(buf, metadata={"Title": "ECG report (machine-generated)", "Creator": f"ragecg {__version__}"}) as pdf:
         for fig in [_first_page(plt, report, ecg, paper), *_text_pages(plt, _body_lines(report), paper)]:
             pdf.savefig(fig)
             plt.close(fig)

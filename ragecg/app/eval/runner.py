@@ -144,8 +144,32 @@ class PredictionWriter:
 
 
 # ------------------------------------------------------------------ run directory
+_RUN_LOCKS: dict[str, object] = {}        # run folder -> its open, locked .lock file (held until exit)
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Take RUN_DIR's lock for the rest of this process (an flock on RUN_DIR/.lock, released by the OS
+    when the process ends, killed or not): a second `evaluate` on the same folder at the same time
+    would append the same records twice. InputError (exit 3) when another process holds it."""
+    key = str(Path(run_dir).resolve())
+    if key in _RUN_LOCKS:
+        return
+    try:
+        import fcntl
+    except ImportError:          # Windows: no advisory lock
+        return
+    fh = open(Path(run_dir) / ".lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise InputError("run folder is in use by another `ragecg evaluate` (wait for it to finish, or use "
+                         "another --out)", path=str(run_dir)) from None
+    _RUN_LOCKS[key] = fh
+
+
 def prepare_run_dir(run_dir: Path, config: dict, n_remaining: int) -> None:
-    """Create RUN_DIR, check it is writable with enough free disk, and check/record run.json."""
+    """Create RUN_DIR, lock it, check it is writable with enough free disk, and check/record run.json."""
     run_dir = Path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -159,6 +183,7 @@ def prepare_run_dir(run_dir: Path, config: dict, n_remaining: int) -> None:
     if free < need:
         raise InputError(f"not enough free disk for the run: {free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB needed",
                          path=str(run_dir))
+    lock_run_dir(run_dir)                 # before run.json and predictions are read or written
     cfg_path = run_dir / RUN_CONFIG
     if cfg_path.is_file():
         try:

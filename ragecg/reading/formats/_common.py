@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from ragecg.errors import InputError
-from ragecg.reading.leads import ecg_from_leads, standard_lead_name
+from ragecg.reading.leads import MAX_SAMPLES_PER_LEAD, ecg_from_leads, standard_lead_name
 from ragecg.values import STANDARD_LEADS, Ecg
 
 MAX_FILE_BYTES = 200 * 1024 * 1024   # larger files are refused before parsing (bounded memory)
+MAX_XML_ELEMENTS = 200_000           # real ECG XML exports hold 190-1,500 elements; counted before the tree is built
+# Amplitude scale factors read from a file (uV per stored unit): real files use 0.5-5 uV; beyond this
+# range the factor is a corrupt or hostile field (SampleExponent 400 overflowed a float).
+MIN_UV_PER_UNIT, MAX_UV_PER_UNIT = 1e-4, 1e5
 
 # Lines that carry a physician's or technician's name, not a finding: never copied into device_statements.
 _SIGNATURE = re.compile(r"^\s*(confirmed|reviewed|overread|over-read|read|signed|electronically signed|referred|"
@@ -29,13 +33,51 @@ def check_size(path: Path) -> None:
                          path=path.name)
 
 
+class _TooMany(Exception):
+    pass
+
+
+def _count_elements(path: Path, what: str) -> None:
+    """Refuse an XML file of more than MAX_XML_ELEMENTS elements before building its tree (52 million
+    empty elements fit in 200 MiB and took 4.5 GB as a tree): a streaming count with expat that stops
+    at the limit. Entity declarations stop it too (refused by defusedxml just after)."""
+    import xml.parsers.expat as expat
+
+    parser = expat.ParserCreate()
+    count = 0
+
+    def start(*_):
+        nonlocal count
+        count += 1
+        if count > MAX_XML_ELEMENTS:
+            raise _TooMany
+
+    def entity(*_):
+        raise expat.ExpatError("entity declaration")
+
+    parser.StartElementHandler = start
+    parser.EntityDeclHandler = entity
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                parser.Parse(block, False)
+            parser.Parse(b"", True)
+    except _TooMany:
+        raise InputError(f"{what} file holds more than {MAX_XML_ELEMENTS:,} XML elements; not an ECG export",
+                         path=path.name) from None
+    except expat.ExpatError:
+        return                  # malformed or with entities: parse_xml says which
+
+
 def parse_xml(path: Path, what: str):
-    """The root element, parsed with defusedxml (no entity expansion, no external resources)."""
+    """The root element, parsed with defusedxml (no entity expansion, no external resources), after
+    a size check and a streaming element count (bounded memory)."""
     import defusedxml.ElementTree as DET
     from defusedxml import DefusedXmlException
     from xml.etree.ElementTree import ParseError
 
     check_size(path)
+    _count_elements(path, what)
     try:
         return DET.parse(str(path)).getroot()
     except DefusedXmlException:
@@ -87,6 +129,23 @@ def number(value) -> float | None:
     return x if np.isfinite(x) else None
 
 
+def uv_per_unit(value, name: str, what: str = "amplitude scale") -> float:
+    """An amplitude scale factor (uV per stored unit) from a file, checked: finite and within
+    MIN_UV_PER_UNIT..MAX_UV_PER_UNIT; InputError otherwise (the value itself is not echoed)."""
+    v = number(value) if not isinstance(value, (int, float)) else float(value)
+    if v is None or not np.isfinite(v) or not MIN_UV_PER_UNIT <= abs(v) <= MAX_UV_PER_UNIT:
+        raise InputError(f"{what} is missing, not finite or implausible (outside {MIN_UV_PER_UNIT:g}-"
+                         f"{MAX_UV_PER_UNIT:g} uV per unit)", path=name)
+    return v
+
+
+def check_samples_per_lead(n: float, name: str) -> None:
+    """Refuse, before the samples are decoded, a lead longer than MAX_SAMPLES_PER_LEAD (bounded memory)."""
+    if n > MAX_SAMPLES_PER_LEAD:
+        raise InputError(f"record holds {n:,.0f} samples per lead; at most {MAX_SAMPLES_PER_LEAD:,} are accepted "
+                         "(e.g. 600 s at 1 kHz): resample or cut it first", path=name)
+
+
 def measurements(pairs: dict[str, object]) -> dict[str, float]:
     """Keep the numeric, finite device measurements; ragecg key names (units in the name).
 
@@ -128,7 +187,7 @@ def build_ecg(leads: dict[str, np.ndarray], fs: float, path: Path, source_format
               **meta) -> Ecg:
     """`ecg_from_leads`, after a check that names the missing leads when none of the signals is an ECG lead."""
     if not any(standard_lead_name(k) for k in leads):
-        labels = ", ".join(str(k)[:24] for k in list(leads)[:8])
+        # labels are free text from the file (names, identifiers have been seen there): counted, not shown
         raise InputError(f"not a 12-lead ECG: missing leads {', '.join(STANDARD_LEADS)} "
-                         f"(the file has {len(leads)} signal(s): {labels})", path=path.name)
+                         f"(the file has {len(leads)} signal(s), none with a recognised lead label)", path=path.name)
     return ecg_from_leads(leads, float(fs), source_path=str(path), source_format=source_format, units=units, **meta)

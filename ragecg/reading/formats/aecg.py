@@ -13,13 +13,15 @@ import numpy as np
 
 from ragecg.errors import InputError
 from ragecg.values import Ecg
-from ._common import build_ecg, child, clean_statements, find_all, local, measurements, number, parse_xml, sex_from
+from ._common import MAX_UV_PER_UNIT, build_ecg, check_samples_per_lead, child, clean_statements, find_all, local, \
+    measurements, number, parse_xml, sex_from, uv_per_unit
 
 FORMAT = "hl7_aecg"
 
 _LEAD_PREFIX = "MDC_ECG_LEAD_"
 _TIME_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
 _UNITS = {"uv": "uV", "mv": "mV", "v": "V"}
+_UV = {"uV": 1.0, "mV": 1e3, "V": 1e6}
 _NUMERICS = {
     "MDC_ECG_HEART_RATE": "heart_rate_bpm", "MDC_ECG_TIME_PD_P": "p_duration_ms",
     "MDC_ECG_TIME_PD_PR": "pr_interval_ms", "MDC_ECG_TIME_PD_QRS": "qrs_duration_ms",
@@ -50,7 +52,7 @@ def _sequences(series, name: str) -> tuple[float, dict[str, np.ndarray], str]:
         increment_s = None
         leads: dict[str, np.ndarray] = {}
         units: set[str] = set()
-        for seq in find_all(seq_set, "sequence"):
+        for i, seq in enumerate(find_all(seq_set, "sequence"), start=1):
             code = _code(seq)
             value = child(seq, "value")
             if value is None:
@@ -68,19 +70,24 @@ def _sequences(series, name: str) -> tuple[float, dict[str, np.ndarray], str]:
                 continue
             origin, scale, digits = child(value, "origin"), child(value, "scale"), child(value, "digits")
             if scale is None or digits is None:
-                raise InputError(f"aECG lead {code[len(_LEAD_PREFIX):]} has no scale or digits", path=name)
+                raise InputError(f"aECG sequence {i} has no scale or digits", path=name)
             unit = _UNITS.get(scale.get("unit", "uV").lower())
             if unit is None or (origin is not None and origin.get("unit", scale.get("unit")) != scale.get("unit")):
                 raise InputError("aECG lead scale is in an unknown unit", path=name)
             units.add(unit)
+            # lead codes are text from the file: messages name a sequence by its position
+            check_samples_per_lead(len(digits.text or "") / 2, name)
             try:
                 values = np.array((digits.text or "").split(), dtype=np.float64)
             except ValueError:
-                raise InputError(f"aECG lead {code[len(_LEAD_PREFIX):]}: digits are not numbers", path=name) from None
+                raise InputError(f"aECG sequence {i}: digits are not numbers", path=name) from None
             offset = number(origin.get("value")) if origin is not None else 0.0
             gain = number(scale.get("value"))
             if offset is None or gain is None or gain == 0:
-                raise InputError(f"aECG lead {code[len(_LEAD_PREFIX):]}: origin or scale is not a number", path=name)
+                raise InputError(f"aECG sequence {i}: origin or scale is not a number", path=name)
+            uv_per_unit(gain * _UV.get(unit, 1.0), name, f"aECG sequence {i}: scale")
+            if abs(offset * _UV.get(unit, 1.0)) > MAX_UV_PER_UNIT * 32768:
+                raise InputError(f"aECG sequence {i}: origin is implausible", path=name)
             leads[code[len(_LEAD_PREFIX):]] = offset + gain * values
         if leads:
             if increment_s is None:

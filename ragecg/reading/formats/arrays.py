@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from ragecg.errors import InputError
-from ragecg.reading.leads import MAX_DURATION_S, standard_lead_name
+from ragecg.reading.leads import MAX_DURATION_S, MAX_SAMPLES_PER_LEAD, standard_lead_name
 from ragecg.values import STANDARD_LEADS, Ecg
-from ._common import build_ecg, check_size
+from ._common import build_ecg, check_samples_per_lead, check_size
 
 _TIME_COLUMNS = {"time": 1.0, "t": 1.0, "time_s": 1.0, "seconds": 1.0, "sec": 1.0, "s": 1.0, "time_ms": 1e-3,
                  "ms": 1e-3}
@@ -63,6 +63,7 @@ def read_csv(path: str | Path, sampling_rate_hz: float | None = None, leads: lis
         raise InputError("not a CSV/TSV table (no consistent ',', ';' or tab separated columns)", path=name)
     first = next(csv.reader([head.splitlines()[0]], delimiter=delim))
     has_header = not all(_is_number(f) for f in first if f.strip())
+    _check_table_size(path, name, n_columns=len(first))
     if not has_header and not leads:
         raise InputError("CSV has no header row of lead names; give the lead names (--leads I,II,... or leads=)",
                          path=name)
@@ -103,6 +104,24 @@ def read_csv(path: str | Path, sampling_rate_hz: float | None = None, leads: lis
     return build_ecg(signals, fs, path, "csv", units=units)
 
 
+MAX_CSV_COLUMNS = 64          # 12 leads, a time column, extra channels; more is not an ECG table
+
+
+def _check_table_size(path: Path, name: str, *, n_columns: int) -> None:
+    """Rows counted by streaming the file (1 MiB blocks) and columns from the first line, before pandas
+    parses it: an 8.6-million-row CSV took 2.5 GB before being refused for its length."""
+    if n_columns > MAX_CSV_COLUMNS:
+        raise InputError(f"table has {n_columns} columns; at most {MAX_CSV_COLUMNS} are accepted", path=name)
+    rows = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            rows += block.count(b"\n")
+            if rows > MAX_SAMPLES_PER_LEAD + 1:
+                raise InputError(f"table has more than {MAX_SAMPLES_PER_LEAD:,} rows (samples per lead); at most "
+                                 f"{MAX_SAMPLES_PER_LEAD:,} are accepted (e.g. 600 s at 1 kHz): resample or cut it "
+                                 "first", path=name)
+
+
 def write_csv(ecg: Ecg, path: str | Path) -> Path:
     """Write an `Ecg` as CSV: a `time_s` column (so the sampling rate survives), then the 12 leads in mV
     with 0.01 uV resolution, under a header row of names."""
@@ -114,6 +133,33 @@ def write_csv(ecg: Ecg, path: str | Path) -> Path:
     return path
 
 
+def _check_npy_header(path: Path, name: str) -> None:
+    """From the .npy header alone (numpy's own header reader): object arrays (pickle) refused, the
+    data size checked against the file size (a truncated file is not "needs pickle"), the sample
+    count bounded before the array is mapped."""
+    from numpy.lib import format as npformat
+
+    try:
+        with open(path, "rb") as fh:
+            version = npformat.read_magic(fh)
+            read_header = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(f"version {version}")
+            shape, _, dtype = read_header(fh, max_header_size=10000)
+            data_start = fh.tell()
+    except Exception:  # noqa: BLE001 - any damage to the magic or header dict
+        raise InputError(".npy header is damaged or truncated", path=name) from None
+    if dtype.hasobject:
+        raise InputError(".npy holds Python objects (needs pickle), refused for safety", path=name)
+    n_items = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    needed = data_start + n_items * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise InputError(f".npy is truncated ({size} of {needed} bytes)", path=name)
+    if len(shape) == 2:
+        check_samples_per_lead(max(shape) if min(shape) <= 64 else shape[0], name)
+
+
 def read_npy(path: str | Path, sampling_rate_hz: float | None = None, leads: list[str] | None = None,
              units: str = "mV") -> Ecg:
     """Read a 2-D NumPy array (samples x leads or leads x samples) saved with `np.save`."""
@@ -122,10 +168,9 @@ def read_npy(path: str | Path, sampling_rate_hz: float | None = None, leads: lis
     check_size(path)
     if sampling_rate_hz is None:
         raise _need_rate(name, "a .npy array")
+    _check_npy_header(path, name)
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError:
-        raise InputError(".npy holds Python objects (needs pickle), refused for safety", path=name) from None
     except Exception as exc:
         raise InputError(f".npy cannot be read ({type(exc).__name__}); truncated?", path=name) from None
     if not isinstance(arr, np.ndarray) or arr.ndim != 2 or arr.dtype.kind not in "iuf":

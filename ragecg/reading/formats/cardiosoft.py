@@ -12,8 +12,8 @@ import numpy as np
 
 from ragecg.errors import InputError
 from ragecg.values import Ecg
-from ._common import age_from, build_ecg, child, clean_statements, measurements, number, parse_xml, sex_from, \
-    text_of
+from ._common import age_from, build_ecg, check_samples_per_lead, child, clean_statements, measurements, number, \
+    parse_xml, sex_from, text_of, uv_per_unit
 
 FORMAT = "ge_cardiosoft_xml"
 
@@ -40,18 +40,19 @@ def read_cardiosoft(path: str | Path) -> Ecg:
     unit = _UNIT_PER_LSB.get(str(res_elem.get("units", "uVperLsb")).lower()) if res_elem is not None else None
     if fs is None or resolution is None or resolution <= 0 or unit is None:
         raise InputError("CardioSoft StripData lacks SampleRate or Resolution", path=name)
+    uv_per_unit(resolution * {"uV": 1.0, "mV": 1e3, "V": 1e6}.get(unit, 1.0), name, "CardioSoft Resolution")
     expected = number(text_of(strip, "ChannelSampleCountTotal"))
     leads: dict[str, np.ndarray] = {}
-    for wd in strip:
-        if not str(wd.tag).endswith("WaveformData"):
-            continue
+    # lead labels are free text from the file: messages name a lead by its position
+    for i, wd in enumerate((wd for wd in strip if str(wd.tag).endswith("WaveformData")), start=1):
         label = wd.get("lead") or ""
+        check_samples_per_lead((wd.text or "").count(","), name)
         try:
             values = np.array([float(v) for v in (wd.text or "").replace("\n", " ").split(",") if v.strip()])
         except ValueError:
-            raise InputError(f"lead {label}: waveform data is not a list of numbers", path=name) from None
+            raise InputError(f"lead {i}: waveform data is not a list of numbers", path=name) from None
         if expected is not None and values.size != int(expected):
-            raise InputError(f"lead {label}: {values.size} samples, header says {int(expected)} (truncated?)",
+            raise InputError(f"lead {i}: {values.size} samples, header says {int(expected)} (truncated?)",
                              path=name)
         leads[label] = values * resolution
     if not leads:

@@ -16,7 +16,8 @@ import numpy as np
 from ragecg.errors import InputError
 from ragecg.reading.leads import standard_lead_name
 from ragecg.values import STANDARD_LEADS, Ecg
-from ._common import age_from, build_ecg, check_size, clean_statements, measurements, sex_from
+from ._common import age_from, build_ecg, check_samples_per_lead, check_size, clean_statements, measurements, \
+    sex_from, uv_per_unit
 
 FORMAT = "dicom"
 
@@ -70,6 +71,22 @@ def _pick_group(ds, name: str) -> int:
     return best
 
 
+def _check_channel_scale(ch, i: int, name: str) -> None:
+    """ChannelSensitivity x ChannelSensitivityCorrectionFactor (per stored unit) and ChannelBaseline must be
+    finite and plausible before pydicom multiplies the samples by them."""
+    units = ch.get("ChannelSensitivityUnitsSequence")
+    unit = str(units[0].get("CodeValue", "")).lower() if units else ""
+    to_uv = _UNIT_MV.get(unit, 1.0) * 1000.0
+    try:
+        sensitivity = float(ch.get("ChannelSensitivity", 1) or 1) * float(ch.get("ChannelSensitivityCorrectionFactor", 1) or 1)
+        baseline = float(ch.get("ChannelBaseline", 0) or 0)
+    except (TypeError, ValueError):
+        raise InputError(f"channel {i}: sensitivity or baseline is not a number", path=name) from None
+    uv_per_unit(sensitivity * to_uv, name, f"channel {i}: sensitivity")
+    if not np.isfinite(baseline) or abs(baseline) > 1e9:
+        raise InputError(f"channel {i}: baseline is not finite or implausible", path=name)
+
+
 def _annotations(ds, group: int) -> tuple[list[str], dict[str, float]]:
     from pydicom.multival import MultiValue
 
@@ -112,6 +129,9 @@ def read_dicom(path: str | Path) -> Ecg:
     g = _pick_group(ds, name)
     group = ds.WaveformSequence[g]
     fs = float(group.get("SamplingFrequency", 0) or 0)
+    check_samples_per_lead(float(group.get("NumberOfWaveformSamples", 0) or 0), name)
+    for i, ch in enumerate(group.get("ChannelDefinitionSequence") or [], start=1):
+        _check_channel_scale(ch, i, name)      # pydicom applies them in waveform_array
     try:
         raw = ds.waveform_array(g)
     except Exception as exc:
@@ -123,8 +143,8 @@ def read_dicom(path: str | Path) -> Ecg:
     for i, ch in enumerate(channels):
         units = ch.get("ChannelSensitivityUnitsSequence")
         unit = str(units[0].get("CodeValue", "")).lower() if units else ""
-        if unit not in _UNIT_MV:
-            raise InputError(f"channel {i + 1} is in unit {unit or 'none'!r}, not a voltage", path=name)
+        if unit not in _UNIT_MV:     # the unit code is text from the file: not echoed
+            raise InputError(f"channel {i + 1} is not in a voltage unit (uV, mV or V)", path=name)
         label = _lead_label(ch)
         leads[label if label not in leads else f"{label}#{i}"] = raw[:, i] * _UNIT_MV[unit]
     statements, device = _annotations(ds, g)

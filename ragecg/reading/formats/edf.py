@@ -15,7 +15,7 @@ import numpy as np
 from ragecg.errors import InputError
 from ragecg.reading.leads import MAX_DURATION_S, standard_lead_name
 from ragecg.values import STANDARD_LEADS, Ecg
-from ._common import build_ecg, check_size, sex_from
+from ._common import build_ecg, check_samples_per_lead, check_size, sex_from, uv_per_unit
 
 FORMAT = "edf"
 _UNIT_MV = {"uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "mv": 1.0, "v": 1e3}
@@ -64,10 +64,9 @@ def read_edf(path: str | Path) -> Ecg:
     try:
         labels = [_label(s) for s in reader.getSignalLabels()]
         picked = [i for i, lab in enumerate(labels) if standard_lead_name(lab)]
-        if not picked:
-            shown = ", ".join(lab[:24] for lab in labels[:8])
+        if not picked:               # labels are free text from the file: counted, not shown
             raise InputError(f"not a 12-lead ECG: missing leads {', '.join(STANDARD_LEADS)} "
-                             f"(the file has {len(labels)} signal(s): {shown})", path=name)
+                             f"(the file has {len(labels)} signal(s), none with a recognised lead label)", path=name)
         rates = {float(reader.getSampleFrequency(i)) for i in picked}
         counts = {int(reader.getNSamples()[i]) for i in picked}
         if len(rates) != 1 or len(counts) != 1:
@@ -76,11 +75,19 @@ def read_edf(path: str | Path) -> Ecg:
         if fs > 0 and n / fs > MAX_DURATION_S:
             raise InputError(f"record is {n / fs:.0f} s long; at most 600 s (10 min) is accepted — cut it first",
                              path=name)
+        check_samples_per_lead(n, name)
         leads: dict[str, np.ndarray] = {}
         for i in picked:
             dim = reader.getPhysicalDimension(i).strip().lower()
-            if dim not in _UNIT_MV:
-                raise InputError(f"signal {labels[i]} is in unit {dim or 'none'!r}, not a voltage", path=name)
+            if dim not in _UNIT_MV:     # the dimension is text from the file: not echoed
+                raise InputError(f"signal {standard_lead_name(labels[i])} is not in a voltage unit (uV, mV or V)",
+                                 path=name)
+            h = reader.getSignalHeader(i)
+            digital_span = float(h["digital_max"]) - float(h["digital_min"])
+            if digital_span == 0:
+                raise InputError(f"signal {standard_lead_name(labels[i])}: digital range is empty", path=name)
+            uv_per_unit((float(h["physical_max"]) - float(h["physical_min"])) / digital_span * _UNIT_MV[dim] * 1000,
+                        name, f"signal {standard_lead_name(labels[i])}: scale")
             leads[labels[i]] = reader.readSignal(i, digital=False) * _UNIT_MV[dim]
         sex = sex_from(reader.getSex() if hasattr(reader, "getSex") else None)
     except InputError:

@@ -14,8 +14,8 @@ import numpy as np
 
 from ragecg.errors import InputError
 from ragecg.values import Ecg
-from ._common import age_from, build_ecg, child, clean_statements, find_all, local, measurements, number, \
-    parse_xml, sex_from, text_of
+from ._common import age_from, build_ecg, check_samples_per_lead, child, clean_statements, find_all, local, \
+    measurements, number, parse_xml, sex_from, text_of, uv_per_unit
 
 FORMAT = "ge_muse_xml"
 
@@ -62,30 +62,34 @@ def read_muse(path: str | Path) -> Ecg:
     wf = _rhythm_waveform(root, name)
     base = number(text_of(wf, "SampleBase"))
     exponent = number(text_of(wf, "SampleExponent")) or 0.0
-    if base is None:
+    if base is None or base <= 0:
         raise InputError("MUSE Rhythm waveform has no SampleBase (sampling rate)", path=name)
+    if exponent != int(exponent) or abs(exponent) > 6:      # 10**400 overflowed; real files write 0
+        raise InputError("MUSE SampleExponent is not a small whole number; corrupt file?", path=name)
     fs = base * 10.0 ** exponent
     leads: dict[str, np.ndarray] = {}
-    for lead in find_all(wf, "LeadData"):
+    # lead labels are free text from the file: messages name a lead by its position
+    for i, lead in enumerate(find_all(wf, "LeadData"), start=1):
         label = text_of(lead, "LeadID")
         data = text_of(lead, "WaveFormData")
         if not label or not data:
             raise InputError("MUSE lead without LeadID or WaveFormData", path=name)
+        check_samples_per_lead(len(data) * 3 / 8, name)     # base64: 4 characters per 3 bytes, 2 bytes a sample
         try:
             raw = base64.b64decode("".join(data.split()), validate=True)
         except (binascii.Error, ValueError):
-            raise InputError(f"lead {label}: WaveFormData is not valid base64", path=name) from None
+            raise InputError(f"lead {i}: WaveFormData is not valid base64", path=name) from None
         if len(raw) % 2:
-            raise InputError(f"lead {label}: odd number of data bytes (truncated?)", path=name)
+            raise InputError(f"lead {i}: odd number of data bytes (truncated?)", path=name)
         samples = np.frombuffer(raw, dtype="<i2").astype(np.float64)
         expected = number(text_of(lead, "LeadSampleCountTotal"))
         if expected is not None and int(expected) != samples.size:
-            raise InputError(f"lead {label}: {samples.size} samples decoded, header says {int(expected)}", path=name)
+            raise InputError(f"lead {i}: {samples.size} samples decoded, header says {int(expected)}", path=name)
         per_bit = number(text_of(lead, "LeadAmplitudeUnitsPerBit"))
         unit = _UNITS.get((text_of(lead, "LeadAmplitudeUnits") or "MICROVOLTS").upper())
-        if per_bit is None or per_bit <= 0 or unit is None:
-            raise InputError(f"lead {label}: missing or unknown amplitude scale", path=name)
-        scale_uv = per_bit * {"uV": 1.0, "mV": 1e3, "V": 1e6}[unit]
+        if per_bit is None or unit is None:
+            raise InputError(f"lead {i}: missing or unknown amplitude scale", path=name)
+        scale_uv = uv_per_unit(per_bit * {"uV": 1.0, "mV": 1e3, "V": 1e6}[unit], name, f"lead {i}: amplitude scale")
         leads[label] = samples * scale_uv
     if not leads:
         raise InputError("MUSE Rhythm waveform holds no leads", path=name)

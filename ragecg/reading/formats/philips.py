@@ -7,14 +7,15 @@ first `<interpretation>` with defusedxml.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ragecg.errors import InputError
 from ragecg.values import Ecg
-from ._common import age_from, build_ecg, child, clean_statements, find_all, measurements, number, parse_xml, \
-    sex_from, text_of
+from ._common import age_from, build_ecg, check_samples_per_lead, child, clean_statements, find_all, measurements, \
+    number, parse_xml, sex_from, text_of, uv_per_unit
 
 FORMAT = "philips_xml"
 
@@ -49,6 +50,64 @@ def _signal_end(x: np.ndarray, fs: float) -> int:
     return cal
 
 
+def _header_samples_per_lead(root, name: str) -> int:
+    """Samples per lead the header announces (durationperchannel ms x samplingrate Hz), checked against
+    the sample limit before anything is decompressed."""
+    signal = find_all(root, "signalcharacteristics")
+    parsed = find_all(root, "parsedwaveforms")
+    rate = number(text_of(signal[0], "samplingrate")) if signal else None
+    duration_ms = number(parsed[0].get("durationperchannel")) if parsed else None
+    if rate is None or duration_ms is None or rate <= 0 or duration_ms <= 0:
+        raise InputError("Philips file gives no sampling rate or duration per channel", path=name)
+    n = duration_ms * rate / 1000.0
+    check_samples_per_lead(n, name)
+    return int(n)
+
+
+class _XliTooLong(Exception):
+    pass
+
+
+@contextmanager
+def _bounded_xli(max_bytes: int, name: str):
+    """sierraecg's XLI (LZW) decoder, bounded: each lead's decompressed bytes stop at `max_bytes` (2 per
+    sample the header announces) and the file is refused beyond it. A 690 KB crafted waveform otherwise
+    decompressed without limit (> 4 GB, minutes). sierraecg's own functions do the decoding; only the
+    per-lead loop is repeated here, with the bound."""
+    import sierraecg.lib
+    from sierraecg.lzw import LzwDecoder
+    from sierraecg.xli import xli_decode_deltas
+
+    def xli_decode(data: bytes, labels):
+        out, offset = [], 0
+        while offset < len(data):
+            header = data[offset:offset + 8]
+            offset += 8
+            size = int.from_bytes(header[0:4], byteorder="little", signed=True)
+            start = int.from_bytes(header[6:], byteorder="little", signed=True)
+            decoder = LzwDecoder(data[offset:offset + size], bits=10)
+            offset += size
+            buffer = []
+            while (b := decoder.read()) != -1:
+                buffer.append(b & 0xFF)
+                if len(buffer) > max_bytes:
+                    raise _XliTooLong
+            if len(buffer) % 2 == 1:
+                buffer.append(0)
+            out.append(xli_decode_deltas(buffer, start))
+        return out
+
+    original = sierraecg.lib.xli_decode
+    sierraecg.lib.xli_decode = xli_decode
+    try:
+        yield
+    except _XliTooLong:
+        raise InputError("Philips compressed waveform decodes to more samples than the header announces; "
+                         "corrupt or crafted file", path=name) from None
+    finally:
+        sierraecg.lib.xli_decode = original
+
+
 def _statements(interp) -> list[str]:
     lines = []
     for st in (c for c in interp if str(c.tag).endswith("statement")):
@@ -68,8 +127,12 @@ def read_philips(path: str | Path) -> Ecg:
     path = Path(path)
     name = path.name
     root = parse_xml(path, "Philips XML")          # well-formed and safe before sierraecg parses it
+    samples_per_lead = _header_samples_per_lead(root, name)
     try:
-        sierra = sierraecg.read_file(str(path))
+        with _bounded_xli(2 * samples_per_lead + 16, name):
+            sierra = sierraecg.read_file(str(path))
+    except InputError:
+        raise
     except Exception as exc:  # sierraecg raises RuntimeError subclasses, IndexError on corrupt XLI data, ...
         raise InputError(f"Philips waveform cannot be decoded ({type(exc).__name__})", path=name) from None
     if not sierra.leads:
@@ -86,6 +149,7 @@ def read_philips(path: str | Path) -> Ecg:
         resolution = number(parsed[0].get("resolution"))
     if resolution is None or resolution <= 0:
         raise InputError("Philips file gives no signal resolution (uV per unit)", path=name)
+    uv_per_unit(resolution, name, "Philips signal resolution")
     x = np.vstack([ld.samples.astype(np.int32) for ld in sierra.leads])
     end = _signal_end(x, fs)
     leads = {ld.label: x[i, :end] * resolution for i, ld in enumerate(sierra.leads)}

@@ -37,6 +37,32 @@ def looks_like_scp(head: bytes) -> bool:
     return first_id == 0 and first_offset == 7
 
 
+def check_crcs(data: bytes, name: str) -> None:
+    """The CRC-CCITT checksums EN 1064 puts on the whole record (bytes 0-1, over bytes 2..record size)
+    and on every section that section 0 points to (the section's bytes 0-1, over the rest of it):
+    a mutated file is refused instead of decoded with changed values."""
+    import binascii
+
+    record_crc, record_size = struct.unpack_from("<HI", data, 0)
+    if record_size > len(data):
+        raise InputError(f"SCP-ECG file is truncated ({len(data)} of {record_size} bytes)", path=name)
+    if binascii.crc_hqx(data[2:record_size], 0xFFFF) != record_crc:
+        raise InputError("SCP-ECG record CRC does not match: the file is corrupt or was altered", path=name)
+    sec0_len = struct.unpack_from("<I", data, 10)[0]
+    for k in range((sec0_len - 16) // 10):
+        if 6 + 16 + 10 * k + 10 > record_size:
+            raise InputError("SCP-ECG section table is truncated", path=name)
+        section_id, length, index = struct.unpack_from("<HII", data, 6 + 16 + 10 * k)
+        if length == 0:
+            continue
+        start = index - 1
+        if start < 6 or length < 16 or start + length > record_size:
+            raise InputError(f"SCP-ECG section {section_id} lies outside the record", path=name)
+        if binascii.crc_hqx(data[start + 2:start + length], 0xFFFF) != struct.unpack_from("<H", data, start)[0]:
+            raise InputError(f"SCP-ECG section {section_id} CRC does not match: the file is corrupt or was altered",
+                             path=name)
+
+
 def read_scp(path: str | Path) -> Ecg:
     """Read an SCP-ECG file (rhythm data of Section 6)."""
     from ecgdatakit.exceptions import ECGDataKitError
@@ -45,6 +71,7 @@ def read_scp(path: str | Path) -> Ecg:
     path = Path(path)
     name = path.name
     check_size(path)
+    check_crcs(path.read_bytes(), name)
     try:
         with warnings.catch_warnings():       # its warnings could quote header fields: not shown
             warnings.simplefilter("ignore")
@@ -64,8 +91,8 @@ def read_scp(path: str | Path) -> Ecg:
     for ld in rec.leads:
         try:
             phys = ld.to_physical()
-        except Exception:
-            raise InputError(f"SCP-ECG lead {ld.label} has no amplitude scale", path=name) from None
+        except Exception:          # the lead label is text from the file: not echoed
+            raise InputError("SCP-ECG lead has no amplitude scale", path=name) from None
         units.add(phys.units)
         leads[ld.label] = np.asarray(phys.samples, dtype=np.float64)
     if len(units) != 1:
