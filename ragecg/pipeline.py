@@ -19,7 +19,7 @@ from ragecg.knowledge.index import ensure_index
 from ragecg.llm import load_backend
 from ragecg.reading import read_record
 from ragecg.retrieve import QueryUnderstanding, retrieve_evidence, search_understood, understand_query
-from ragecg.settings import Settings, get_settings
+from ragecg.settings import Settings, default_knowledge_dirs, get_settings
 from ragecg.signal import checked_signal, measure_ecg, with_measurement_checks, with_pacing_flags
 from ragecg.values import Ecg, Evidence, KnowledgeDoc, Passage, Report, StatementLogic, VersionInfo
 from ragecg.version import __version__
@@ -79,9 +79,10 @@ class Resources:
 
     @property
     def logic(self) -> StatementLogic:
-        """The statement logic table (knowledge/statement_logic.yaml) of the decision layer."""
+        """The statement logic table (knowledge/statement_logic.yaml) of the decision layer: the first
+        knowledge folder's that has one, else the shipped one (a custom folder of documents alone)."""
         if self._logic is None:
-            self._logic = load_statement_logic(list(self.settings.knowledge_dirs))
+            self._logic = load_statement_logic([*self.settings.knowledge_dirs, *default_knowledge_dirs()])
         return self._logic
 
     @property

@@ -24,7 +24,7 @@ def _default_data_dir() -> Path:
     return REPO_ROOT.parent / "shared" / "data"
 
 
-def _default_knowledge_dirs() -> list[Path]:
+def default_knowledge_dirs() -> list[Path]:
     """The source tree's knowledge/ (editable install, checkout); installed from a wheel, the copy
     under <prefix>/share/ragecg/knowledge (pyproject's data-files)."""
     for shipped in (REPO_ROOT / "knowledge", Path(sys.prefix) / "share" / "ragecg" / "knowledge"):
@@ -80,7 +80,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="indexes, caches, user knowledge")
     data_dir: Path = Field(default_factory=_default_data_dir, description="public ECG data for tests/benchmarks")
-    knowledge_dirs: list[Path] = Field(default_factory=_default_knowledge_dirs)
+    knowledge_dirs: list[Path] = Field(default_factory=default_knowledge_dirs)
     user_knowledge_dir: Path | None = Field(default=None, description="where `knowledge add` copies files")
     index_dir: Path | None = Field(default=None, description="default: HOME/indexes")
     cache_dir: Path | None = Field(default=None, description="file digests, the LLM prefix's KV state, the ONNX "

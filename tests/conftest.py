@@ -1,7 +1,9 @@
 """Shared fixtures. Data-dependent tests fail (not skip) under CI=true when the data is missing."""
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +49,15 @@ def tmp_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("RAGECG_HOME", str(home))
     monkeypatch.setenv("RAGECG_QUERY_ENCODER", "sentence-transformers")
     return home
+
+
+@pytest.fixture(scope="session")
+def noise_bench():
+    """bench/noise.py, loaded from its path (a module called `noise` could be anything on sys.path)."""
+    if "ragecg_bench_noise" not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "bench" / "noise.py"
+        spec = importlib.util.spec_from_file_location("ragecg_bench_noise", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["ragecg_bench_noise"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["ragecg_bench_noise"]

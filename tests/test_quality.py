@@ -3,24 +3,12 @@ kept, mains interference is notch-filtered only when present (moved from tests/r
 test_long_and_noise.py)."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    """bench/noise.py, loaded from its path (a module called `noise` could be anything on sys.path)."""
-    import importlib.util
-    if "ragecg_bench_noise" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ragecg_bench_noise", REPO / "bench" / "noise.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["ragecg_bench_noise"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["ragecg_bench_noise"]
 
 
 def _ludb_record_and_qrs_p2p(bench, data_dir, n: int):
@@ -33,9 +21,9 @@ def _ludb_record_and_qrs_p2p(bench, data_dir, n: int):
     return ecg, bench.qrs_p2p_mv(ecg, [b["peak"] for b in beats])
 
 
-def test_gate_refuses_muscle_noise_that_corrupts_intervals_and_keeps_the_clean_record(data_dir):
+def test_gate_refuses_muscle_noise_that_corrupts_intervals_and_keeps_the_clean_record(data_dir, noise_bench):
     """6 dB muscle noise moves QRS by >100 ms when measured (bench/noise.py); the gate must refuse it."""
-    bench = _bench()
+    bench = noise_bench
     from ragecg.signal.quality import assess_quality
 
     for n in (58, 62):
@@ -56,10 +44,10 @@ def test_gate_keeps_clean_real_records(data_dir):
     assert refused == []
 
 
-def test_gate_refuses_electrode_motion_that_adds_beats(data_dir):
+def test_gate_refuses_electrode_motion_that_adds_beats(data_dir, noise_bench):
     """Electrode motion (1-20 Hz bursts, bench/noise.py 'em') at 6 dB adds beats (heart rate off by more than
     twice the IEC tolerance in most LUDB records); the beat-agreement index refuses it, the clean record passes."""
-    bench = _bench()
+    bench = noise_bench
     from ragecg.signal.quality import checked_signal
 
     for n in (58, 62):

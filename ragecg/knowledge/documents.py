@@ -36,10 +36,15 @@ from ragecg.values import (GLOBAL_KEYS, LEAD_KEYS, SUPERCLASSES, Condition, Know
                            Measurements, StatementLogic, is_measurement_key, scp_codes)
 
 _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n?(.*)\Z", re.S)
-# PyYAML's libyaml loader when the wheel has it (same safe YAML 1.1 constructors; the pure-Python
-# scanner took ~0.9 s of CPU for the 52 curated documents, ~1/3 of a one-off `diagnose --no-llm`;
-# tests/test_knowledge.py checks both loaders give the same front matter for every document).
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's loader: the pure-Python scanner took ~0.9 s of CPU for the 52 curated documents.
+
+
+def yaml_safe_load(text: str):
+    """YAML with libyaml's safe loader when the wheel has it, else `yaml.safe_load` (the same safe YAML 1.1
+    constructors; tests/test_knowledge.py checks both give the same front matter for every document)."""
+    if hasattr(yaml, "CSafeLoader"):
+        return yaml.load(text, Loader=yaml.CSafeLoader)
+    return yaml.safe_load(text)
 
 
 def read_document_text(path: Path) -> str:
@@ -64,7 +69,7 @@ def parse_markdown_doc(text: str, path: str = "<string>") -> KnowledgeDoc:
     if not m:
         raise InputError("no YAML front matter (a '---' block at the top)", path=path)
     try:
-        meta = yaml.load(m.group(1), Loader=_YAML_LOADER) or {}
+        meta = yaml_safe_load(m.group(1)) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"front matter is not valid YAML ({exc.__class__.__name__})", path=path) from None
     if not isinstance(meta, dict):

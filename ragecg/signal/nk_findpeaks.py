@@ -81,12 +81,12 @@ def _load_alone() -> Callable:
             return modules[rel]
         name = "neurokit2." + rel[:-3].replace("/", ".")
         path = root / rel
-        code = importlib.machinery.SourceFileLoader(name, str(path)).get_code(name)   # cached bytecode
+        loader = importlib.machinery.SourceFileLoader(name, str(path))     # the installed file, cached bytecode
         mod = types.ModuleType(name)
         mod.__file__, mod.__package__ = str(path), name.rsplit(".", 1)[0]
         mod.__builtins__ = {**builtins.__dict__, "__import__": hook}
         modules[rel] = mod
-        exec(code, mod.__dict__)
+        loader.exec_module(mod)          # runs in mod.__dict__, so under the import hook set above
         return mod
 
     def hook(name, globals=None, locals=None, fromlist=(), level=0):

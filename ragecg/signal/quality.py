@@ -264,16 +264,24 @@ def beat_agreement(ecg: Ecg, leads: list[str]) -> tuple[float, dict[str, float]]
     return bsqi(together, consensus_beats(alone, tol), tol), per_lead
 
 
-def without_mains(ecg: Ecg, hz: list[float]) -> Ecg:
-    """`ecg` with every lead notch-filtered (zero phase, Q = NOTCH_Q) at each frequency in `hz`; NaN kept."""
-    x = ecg.signals_mv.astype(np.float64)
-    fs = ecg.sampling_rate_hz
-    nan = ~np.isfinite(x)
+
+def gaps_interpolated(x: np.ndarray, nan: np.ndarray) -> np.ndarray:
+    """`x` (samples x leads, float64, changed in place) with its non-finite samples (`nan`) linearly
+    interpolated per lead, so that a filter can run over them; an all-NaN lead becomes 0."""
     if nan.any():
         idx = np.arange(x.shape[0])
         for j in range(x.shape[1]):
             ok = ~nan[:, j]
             x[:, j] = np.interp(idx, idx[ok], x[ok, j]) if ok.any() else 0.0
+    return x
+
+
+def without_mains(ecg: Ecg, hz: list[float]) -> Ecg:
+    """`ecg` with every lead notch-filtered (zero phase, Q = NOTCH_Q) at each frequency in `hz`; NaN kept."""
+    x = ecg.signals_mv.astype(np.float64)
+    fs = ecg.sampling_rate_hz
+    nan = ~np.isfinite(x)
+    x = gaps_interpolated(x, nan)
     for f0 in hz:
         if f0 < fs / 2:
             b, a = sps.iirnotch(f0, NOTCH_Q, fs)
@@ -343,11 +351,7 @@ def low_passed(ecg: Ecg, cutoff_hz: float) -> Ecg:
     is interpreted with that caveat."""
     x = ecg.signals_mv.astype(np.float64)
     nan = ~np.isfinite(x)
-    if nan.any():
-        idx = np.arange(x.shape[0])
-        for j in range(x.shape[1]):
-            ok = ~nan[:, j]
-            x[:, j] = np.interp(idx, idx[ok], x[ok, j]) if ok.any() else 0.0
+    x = gaps_interpolated(x, nan)
     sos = sps.butter(2, cutoff_hz / (ecg.sampling_rate_hz / 2), btype="low", output="sos")
     x = sps.sosfiltfilt(sos, x, axis=0)
     x[nan] = np.nan

@@ -280,9 +280,12 @@ def test_lead_labels_and_units_from_files_are_never_echoed(tmp_path):
     from ragecg.reading.formats._common import build_ecg
     from ragecg.reading.leads import ecg_from_leads
     x = np.zeros(5000)
-    with pytest.raises(InputError) as e1:
-        ecg_from_leads({"I": x, "II": x, NAME: x}, 500, source_path="r.xml", source_format="t")
-    assert NAME not in str(e1.value) and "1 signal label(s) not recognised" in str(e1.value)
+    with pytest.raises(InputError) as e1:        # no standard lead at all: refused, the label counted
+        ecg_from_leads({NAME: x}, 500, source_path="r.xml", source_format="t")
+    assert "JOHN" not in str(e1.value) and "1 signal" in str(e1.value)
+    # a reduced-lead record with an unrecognised label is read (issue 18); the label is kept nowhere
+    ecg = ecg_from_leads({"I": x, "II": x, NAME: x}, 500, source_path="r.xml", source_format="t")
+    assert "JOHN" not in repr({k: v for k, v in vars(ecg).items() if k != "signals_mv"})
     with pytest.raises(InputError) as e2:
         build_ecg({NAME: x, "JANE DOE": x}, 500, Path("r.xml"), "t")
     assert "JOHN" not in str(e2.value) and "2 signal(s)" in str(e2.value)

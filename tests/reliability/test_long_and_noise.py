@@ -15,15 +15,6 @@ from .corpus import _long, base_signal, write_record
 
 
 
-def _bench():
-    """bench/noise.py, loaded from its path (a module called `noise` could be anything on sys.path)."""
-    import importlib.util
-    if "ragecg_bench_noise" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("ragecg_bench_noise", REPO / "bench" / "noise.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["ragecg_bench_noise"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["ragecg_bench_noise"]
 
 
 MAX_RSS_MIB = 1536      # a 10-minute 12-lead record at 500 Hz is 29 MiB as float64
@@ -58,12 +49,14 @@ def test_ten_minute_record_works_in_bounded_memory(data_dir, tmp_path, cli_env):
     assert m10["duration_s"] == pytest.approx(600.0)
     assert m10["heart_rate_bpm"] == pytest.approx(m0["heart_rate_bpm"], rel=0.03)
     assert m10["beat_count"] > 50 * m0["beat_count"]
-    assert rss10 < MAX_RSS_MIB and rss10 < 4 * rss0
+    # the documented bound for any accepted input (docs/reliability.md): 1.5 GB. The old "< 4x the 10 s
+    # record" ratio no longer holds since a 10 s record no longer imports NeuroKit2's whole package (issue 23)
+    assert rss10 < MAX_RSS_MIB
 
 
 # ------------------------------------------------------------------ the noise stress bench
-def test_noise_is_added_at_the_stated_snr(data_dir):
-    bench = _bench()
+def test_noise_is_added_at_the_stated_snr(data_dir, noise_bench):
+    bench = noise_bench
 
     rec = data_dir / "ludb/data/58"
     from ragecg.reading.record import read_record
@@ -90,8 +83,8 @@ def _ludb_record_and_qrs_p2p(bench, data_dir, n: int):
 
 
 @pytest.mark.slow
-def test_noise_bench_runs(data_dir, capsys):
-    bench = _bench()
+def test_noise_bench_runs(data_dir, capsys, noise_bench):
+    bench = noise_bench
     rc = bench.main(["--first", "1", "--limit", "2", "--snr", "12", "0"])
     out = capsys.readouterr().out
-    assert rc in (0, 1) and "| clean | ∞ | 0/2 | 0/2 |" in out and "| ma | 0 | 2/2 |" in out
+    assert rc in (0, 1) and "| clean | ∞ | 0/2 |" in out and "| ma | 0 | 2/2 |" in out
