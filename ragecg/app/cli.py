@@ -17,6 +17,8 @@ import typer
 from ragecg.errors import EXIT_PARTIAL, InputError, RagecgError, UsageError
 from ragecg.version import __version__
 
+from .options import read_options
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   pretty_exceptions_show_locals=False,
                   help="Training-free 12-lead ECG interpretation: measurements, cited criteria, retrieval, local LLM.")
@@ -49,7 +51,6 @@ def _expand_records(paths: list[Path]) -> list[Path]:
 
 FORMATS = ("text", "md", "html", "json", "fhir")
 EXPORT_FORMATS = ("pdf", "html", "fhir", "md")
-UNITS = {"mv": "mV", "uv": "uV", "µv": "uV", "μv": "uV", "v": "V"}
 
 _SAMPLING_RATE = typer.Option(None, "--sampling-rate", help="Hz, for CSV/.npy files that do not state it "
                                                            "(self-describing formats ignore it).")
@@ -57,25 +58,6 @@ _LEADS = typer.Option(None, "--leads", help="Lead names in column order for CSV 
                                             "e.g. I,II,V1,V2,V3,V4,V5,V6.")
 _UNITS = typer.Option(None, "--units", help="Signal unit of CSV/.npy values: mV (default), uV or V.")
 _PAPER = typer.Option("a4", "--paper", help="PDF paper size: a4 or letter.")
-
-
-def _read_options(sampling_rate: Optional[float], leads: Optional[str], units: Optional[str]) -> dict:
-    """read_record keyword arguments from the CSV/.npy options (checked here: a bad value is exit 2)."""
-    opts: dict = {}
-    if sampling_rate is not None:
-        if not sampling_rate > 0:
-            raise UsageError(f"--sampling-rate must be a positive number of Hz (got {sampling_rate:g})")
-        opts["sampling_rate_hz"] = float(sampling_rate)
-    if leads:
-        names = [n.strip() for n in leads.split(",") if n.strip()]
-        if not names:
-            raise UsageError("--leads must list lead names separated by commas")
-        opts["leads"] = names
-    if units:
-        if units.strip().lower() not in UNITS:
-            raise UsageError(f"--units must be mV, uV or V (got {units!r})")
-        opts["units"] = UNITS[units.strip().lower()]
-    return opts
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -112,7 +94,7 @@ def diagnose(
     to always work here)."""
     fmt = "json" if json_out else _check_choice("--format", fmt, FORMATS)
     paper = _check_choice("--paper", paper, ("a4", "letter"))
-    read_opts = _read_options(sampling_rate, leads, units)
+    read_opts = read_options(sampling_rate, leads, units)
     if out is not None:
         from .jobs import check_writable_folder
         check_writable_folder(out)          # before any work: exit 2, one line
@@ -163,7 +145,7 @@ def export(
     report = load_report(report_json)
     ecg = None
     if record is not None:
-        ecg = read_record(record, **_read_options(sampling_rate, leads, units))
+        ecg = read_record(record, **read_options(sampling_rate, leads, units))
         # A plot of another ECG beside this report would be a hazard: file name, rate and length must match.
         if Path(ecg.source_path).name != report.source:
             raise InputError(f"is not the record this report was made from (the report names {report.source!r})",
@@ -194,7 +176,7 @@ def measure(
     from ragecg.reading import read_record
     from ragecg.render import render_measurements
 
-    read_opts = _read_options(sampling_rate, leads, units)
+    read_opts = read_options(sampling_rate, leads, units)
     paths = _expand_records(records)
     failed = 0
     for path in paths:

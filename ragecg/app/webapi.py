@@ -58,6 +58,7 @@ from ragecg.values import STANDARD_LEADS
 from ragecg.version import __version__
 
 from .jobs import check_writable_folder
+from .options import read_options
 from .serve import warm_up
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -66,7 +67,6 @@ PROBLEM_JSON = "application/problem+json"
 REPORT_FORMATS = ("json", "html", "pdf", "fhir", "md")
 MEDIA_TYPES = {"json": "application/json", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
                "fhir": "application/fhir+json", "md": "text/markdown; charset=utf-8"}
-UNITS = {"mv": "mV", "uv": "uV", "µv": "uV", "μv": "uV", "v": "V"}     # as the command line's --units
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+()\- ]{0,127}$")
 # The viewer: scripts and styles from this server only; reports rendered as HTML: no script at all.
 CSP_VIEWER = ("default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
@@ -237,25 +237,6 @@ def primary_file(names: list[str]) -> str:
         raise Problem(400, "Several files", "send one record: one file, or one WFDB header (.hea) with its "
                       "signal files", slug="bad-request", exit_code=2)
     return headers[0]
-
-
-def read_options(sampling_rate_hz: float | None, leads: str | None, units: str | None) -> dict:
-    """read_record keyword arguments from the CSV/.npy form fields (400 when one is bad)."""
-    opts: dict = {}
-    if sampling_rate_hz is not None:
-        if not (math.isfinite(sampling_rate_hz) and sampling_rate_hz > 0):
-            raise UsageError("sampling_rate must be a positive number of Hz")
-        opts["sampling_rate_hz"] = float(sampling_rate_hz)
-    if leads:
-        names = [n.strip() for n in leads.split(",") if n.strip()]
-        if not names:
-            raise UsageError("leads must list lead names separated by commas")
-        opts["leads"] = names
-    if units:
-        if units.strip().lower() not in UNITS:
-            raise UsageError("units must be mV, uV or V")
-        opts["units"] = UNITS[units.strip().lower()]
-    return opts
 
 
 def _upload_parent(run_dir: Path | None) -> str | None:
@@ -493,7 +474,7 @@ def create_app(settings: Settings, resources, *, run_dir: Path | None = None, wa
         if fmt not in REPORT_FORMATS:
             raise Problem(400, "Bad request", f"format must be one of {', '.join(REPORT_FORMATS)}", slug="bad-request",
                           exit_code=2)
-        read_opts = read_options(sampling_rate, leads, units)
+        read_opts = read_options(sampling_rate, leads, units, names=("sampling_rate", "leads", "units"))
         prior = None
         if prior_id:
             prior = state.store.get(prior_id)
