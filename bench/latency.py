@@ -11,7 +11,8 @@ with the checkout's directory first on PYTHONPATH. Rows: `ragecg diagnose --help
 `ragecg serve` (one server per checkout, each on its own socket, started before the runs); `python
 -c "import neurokit2"`; `python -c pass`. The two checkouts alternate row by row (which goes first
 alternates run by run), so a machine whose load drifts (shared, noisy) weighs on both alike; compare
-ratios. Both share one RAGECG_HOME (knowledge index, digest and KV-state caches) and one
+ratios. Each checkout has its own RAGECG_HOME (knowledge index, digest and KV-state caches: their
+knowledge documents differ, and a shared home would rebuild the index at every alternation); both share one
 PYTHONPYCACHEPREFIX (bytecode written once, as an installed package has it), and every command runs
 once before the timed runs. Printed per row and checkout: wall seconds min / median / max over the
 runs, the median's ratio to the floor's median, the children's CPU seconds (median), and baseline
@@ -89,8 +90,8 @@ def main() -> None:
     ap.add_argument("--base", type=Path, required=True, help="the baseline checkout (its ragecg/ is imported)")
     ap.add_argument("--record", type=Path, default=None, help="default: LUDB record 121 under RAGECG_DATA_DIR")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--home", type=Path, default=None, help="RAGECG_HOME for both (default: a temporary folder "
-                                                           "under /tmp kept between runs of the bench)")
+    ap.add_argument("--home", type=Path, default=None, help="folder of the two RAGECG_HOMEs (HOME/base, HOME/new; "
+                                                           "default: a temporary folder under /tmp kept between runs)")
     ap.add_argument("--no-serve", action="store_true", help="skip the rows through `ragecg serve`")
     args = ap.parse_args()
 
@@ -101,7 +102,9 @@ def main() -> None:
     pycache = home / "pycache"
     (home / "run").mkdir(parents=True, exist_ok=True)
     sides = {"base": args.base.resolve(), "new": REPO}
-    envs = {name: _env(path, home, pycache, home / "run" / f"{name}.sock") for name, path in sides.items()}
+    # one RAGECG_HOME per checkout: their knowledge documents differ, so a shared home would switch the active
+    # index at every alternation, and a switch drops the superseded index (a rebuild inside every timed run)
+    envs = {name: _env(path, home / name, pycache, home / "run" / f"{name}.sock") for name, path in sides.items()}
     rec = str(record)
     rows = [("ragecg diagnose --help", ["diagnose", "--help"], "local"),
             ("one-off ragecg measure REC --json", ["measure", rec, "--json"], "local"),
