@@ -137,7 +137,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
                                   decisions, resources.logic)
     timings["compose_s"] = time.perf_counter() - t
 
-    versions = VersionInfo(package=__version__, knowledge_hash=knowledge_hash(resources.docs),
+    versions = VersionInfo(package=__version__, knowledge_hash=knowledge_hash(resources.docs, resources.logic),
                            index_hash=getattr(resources._index, "index_hash", None),
                            model=diagnosis.llm.model, model_sha256=diagnosis.llm.model_sha256,
                            embedding_model=getattr(resources._index, "embedding_model_name", None))

@@ -8,7 +8,7 @@ import pytest
 
 from ragecg.values import scp_codes
 from ragecg.errors import InputError
-from ragecg.knowledge.documents import coverage_table, load_documents, parse_markdown_doc, uncovered_codes, validate_directories, validate_documents
+from ragecg.knowledge.documents import coverage_table, knowledge_hash, load_documents, load_statement_logic, parse_markdown_doc, uncovered_codes, validate_directories, validate_documents
 from ragecg.values import is_measurement_key
 
 KB_DIR = Path(__file__).resolve().parents[1] / "knowledge"
@@ -159,3 +159,14 @@ def test_libyaml_loader_reads_every_shipped_front_matter_as_the_python_loader_do
         front = _FRONT.match(f.read_text(encoding="utf-8")).group(1)
         fast, slow = yaml_safe_load(front), yaml.safe_load(front)
         assert fast == slow and repr(fast) == repr(slow), f.name
+
+
+def test_knowledge_hash_covers_the_statement_logic_table():
+    """Reports carry one knowledge hash: a change to the statement logic (which decides the printed statements)
+    must change it, as a change to a criteria document does."""
+    docs = load_documents([KB_DIR])
+    logic = load_statement_logic([KB_DIR])
+    edited = logic.model_copy(update={"minor_statements": [*logic.minor_statements, "LPR"]})
+    assert knowledge_hash(docs, logic) != knowledge_hash(docs)
+    assert knowledge_hash(docs, logic) == knowledge_hash(docs, load_statement_logic([KB_DIR]))
+    assert knowledge_hash(docs, edited) != knowledge_hash(docs, logic)

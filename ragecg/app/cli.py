@@ -208,12 +208,13 @@ def schema() -> None:
 def version(json_out: bool = typer.Option(False, "--json")) -> None:
     """Versions of the package, the LLM model and the knowledge index."""
     from ragecg.knowledge import knowledge_hash, load_criteria_documents
+    from ragecg.pipeline import Resources
 
     settings = _settings()
     info: dict = {"ragecg": __version__, "python": sys.version.split()[0]}
     docs = load_criteria_documents(settings)
     info["knowledge_documents"] = len(docs)
-    info["knowledge_hash"] = knowledge_hash(docs)
+    info["knowledge_hash"] = knowledge_hash(docs, Resources(settings=settings, use_llm=False, use_retrieval=False).logic)
     try:
         from ragecg.knowledge.index import active_index_info
         info["index"] = active_index_info(settings)

@@ -448,7 +448,7 @@ def create_app(settings: Settings, resources, *, run_dir: Path | None = None, wa
         backends = [{k: b.get(k) for k in ("name", "backend", "model", "available", "active")}
                     for b in list_backends(settings)]
         return {"ragecg": __version__, "api": API_VERSION, "knowledge_documents": len(docs),
-                "knowledge_hash": knowledge_hash(docs), "llm": state.resources.use_llm, "backends": backends,
+                "knowledge_hash": knowledge_hash(docs, state.resources.logic), "llm": state.resources.use_llm, "backends": backends,
                 "limits": {"max_upload_mb": settings.http_max_upload_mb, "max_duration_s": settings.http_max_duration_s,
                            "queue": settings.http_queue_size, "retention_s": settings.http_retention_s}}
 

@@ -142,10 +142,14 @@ def user_criteria_documents(settings) -> list[tuple[KnowledgeDoc, list[str]]]:
     return out
 
 
-def knowledge_hash(docs: list[KnowledgeDoc]) -> str:
+def knowledge_hash(docs: list[KnowledgeDoc], logic: StatementLogic | None = None) -> str:
+    """Hash of the criteria documents and, when given, of the statement logic table: the knowledge a
+    report's statements were decided by."""
     h = hashlib.sha256()
     for d in sorted(docs, key=lambda d: d.id):
         h.update(d.id.encode() + b"\0" + d.sha256.encode() + b"\n")
+    if logic is not None:
+        h.update(b"statement_logic\0" + logic.model_dump_json(exclude={"path"}).encode())
     return h.hexdigest()[:16]
 
 

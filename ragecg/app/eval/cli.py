@@ -83,12 +83,14 @@ def versions_info(settings, data_files: dict[str, Path]) -> dict:
     import sklearn
 
     from ragecg.knowledge import knowledge_hash, load_criteria_documents
+    from ragecg.pipeline import Resources
     from .report import sha256_file
 
     info = {"ragecg": __version__, "git commit": _git_commit(), "python": platform.python_version(),
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
     try:
-        info["knowledge hash"] = knowledge_hash(load_criteria_documents(settings))
+        info["knowledge hash"] = knowledge_hash(load_criteria_documents(settings),
+                                                Resources(settings=settings, use_llm=False, use_retrieval=False).logic)
     except Exception as exc:  # noqa: BLE001 — provenance must not stop a report
         info["knowledge hash"] = f"unavailable ({type(exc).__name__})"
     info["ragecg source sha256"] = source_hash()
