@@ -188,8 +188,10 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
         for k in MORPHOLOGY_KEYS:
             out.not_measurable[k] = "fewer than two similar beats: no median beat"
         return BeatAnalysis(out, bs, None)
-    _rhythm(out, bs)
+    classes = _rhythm(out, bs)
     b = _morphology(out, bs)
+    if classes is not None:
+        _atrial_rhythm(out, bs, classes, b)
     return BeatAnalysis(out, bs, b)
 
 
@@ -217,14 +219,15 @@ def consistent_leads(bs) -> list[bool]:
             for a, r, nz in zip(p2p, qrs_rms, noise)]
 
 
-def _rhythm(out: Measurements, bs) -> None:
+def _rhythm(out: Measurements, bs) -> rhythm.BeatClasses | None:
+    """RR statistics and the premature beats; returns the beat classes (None with fewer than two beats)."""
     rr = bs.rr_s
     out.beat_count = int(len(bs.peaks))
     out.methods["beat_count"] = f"multi-lead QRS detection over {len(bs.leads)} leads"
     if rr.size == 0:
         for k in RHYTHM_KEYS:
             out.not_measurable[k] = "fewer than two beats"
-        return
+        return None
     out.rr_mean_ms = round(float(np.mean(rr)) * 1000, 1)
     out.heart_rate_bpm = round(60.0 / float(np.mean(rr)), 1)
     out.rr_min_ms = round(float(np.min(rr)) * 1000, 1)
@@ -242,12 +245,12 @@ def _rhythm(out: Measurements, bs) -> None:
     out.methods["heart_rate_bpm"] = "60 / mean RR of all detected beats"
     out.methods["pause_count"] = f"RR > {PAUSE_RR_S:g} s"
     out.confidence["heart_rate_bpm"] = round(min(1.0, rr.size / 5), 2)
-    _premature_beats(out, bs)
+    return _premature_beats(out, bs)
 
 
-def _premature_beats(out: Measurements, bs) -> None:
+def _premature_beats(out: Measurements, bs) -> rhythm.BeatClasses:
     """Premature beats, their origin, bigeminal/trigeminal runs, the NN range and the atrial activity left
-    after cancelling the QRS-T complexes (ragecg.signal.rhythm)."""
+    after cancelling the QRS-T complexes (ragecg.signal.rhythm); returns the beat classes."""
     c = rhythm.classify_beats(bs)
     labels = c.labels
     out.premature_beat_count = int(c.premature.sum())
@@ -268,30 +271,12 @@ def _premature_beats(out: Measurements, bs) -> None:
         out.methods["nn_range_ms"] = f"max - min of {c.nn_s.size} NN intervals (both beats not premature)"
     else:
         out.not_measurable["nn_range_ms"] = f"fewer than {rhythm.MIN_NN_INTERVALS} NN intervals"
-    rr = np.asarray(bs.rr_s, dtype=float)
-    ectopic = c.premature
-    for key, fn, how in (("rr_irregularity", rhythm.rr_irregularity,
-                          "pooled within-class SD of RR (classes NN / coupling / pause) / mean RR"),
-                         ("nn_rmssd_ratio", rhythm.nn_rmssd_ratio, "RMSSD of consecutive NN intervals / mean NN")):
-        v = fn(rr, ectopic)
-        if v is None:
-            out.not_measurable[key] = f"fewer than {rhythm.MIN_CLASS_INTERVALS} usable RR intervals"
-        else:
-            setattr(out, key, round(v, 4))
-            out.methods[key] = how
-    v = rhythm.p_wave_beat_fraction(bs, ectopic)
-    if v is None:
-        out.not_measurable["p_wave_beat_fraction"] = "fewer than three beats with a complete pre-QRS window"
-    else:
-        out.p_wave_beat_fraction = round(v, 3)
-        out.methods["p_wave_beat_fraction"] = (f"pre-QRS window {rhythm.P_WINDOW_MS[0]:g} to {rhythm.P_WINDOW_MS[1]:g} ms, "
-                                               f"r >= {rhythm.P_BEAT_R} with the template of the beats ending an NN interval")
     a = rhythm.atrial_activity(bs)
     if a is None:
         for k in ("atrial_dominant_rate_bpm", "atrial_organization"):
             out.not_measurable[k] = (f"record shorter than {rhythm.MIN_ATRIAL_SIGNAL_S:g} s or none of "
                                      f"{', '.join(rhythm.ATRIAL_LEADS)} usable")
-        return
+        return c
     how = (f"median beat subtracted at every dominant beat, {a.lead}: 3-12 Hz spectrum (Welch, "
            f"{rhythm.ATRIAL_SEGMENT_S:g} s segments)")
     out.atrial_organization = round(a.organization, 3)
@@ -302,6 +287,42 @@ def _premature_beats(out: Measurements, bs) -> None:
     else:
         out.not_measurable["atrial_dominant_rate_bpm"] = (f"no dominant atrial frequency (organisation "
                                                           f"{a.organization:.2f} < {rhythm.DOMINANT_SHARE})")
+    return c
+
+
+def _atrial_rhythm(out: Measurements, bs, c: rhythm.BeatClasses, b) -> None:
+    """P waves beat by beat, then the RR irregularity that ectopy does not explain (ragecg.signal.rhythm).
+    A supraventricular premature beat counts as ectopic only when a repeating P wave precedes most beats
+    (`p_wave_beat_fraction` >= P_REPEATING_SHARE, or not judged): "premature" is judged against an
+    underlying rhythm, and an atrial premature complex is defined against sinus P waves (AHA/ACCF/HRS 2009
+    Part II, Mason JW et al. Circulation 2007;115:1325-1332: a premature P wave of different shape). Without
+    repeating P waves an early beat is one of the irregular intervals, not an ectopic one. Premature beats
+    classed ventricular (wide, of a different QRS) are ectopic in any rhythm."""
+    v = rhythm.p_wave_beat_fraction(bs, c.premature, None if b is None else b.qrs_on, None if b is None else b.t_off)
+    if v is None:
+        out.not_measurable["p_wave_beat_fraction"] = ("fewer than three beats with a pre-QRS window that can hold a P "
+                                                      "wave (record ends, or the previous T wave fills the window)")
+    else:
+        out.p_wave_beat_fraction = round(v, 3)
+        out.methods["p_wave_beat_fraction"] = (
+            f"window from {rhythm.P_WINDOW_MS[0]:g} ms (not before the previous T end) to the QRS onset "
+            f"- {rhythm.QRS_ONSET_MARGIN_MS:g} ms, line removed; r >= {rhythm.P_BEAT_R} with the template of the "
+            "beats ending an NN interval")
+    atrial_ectopy = v is None or v >= rhythm.P_REPEATING_SHARE
+    ectopic = c.ventricular | (c.supraventricular if atrial_ectopy else np.zeros_like(c.supraventricular))
+    kinds = "ventricular and supraventricular" if atrial_ectopy else "ventricular (no repeating P wave)"
+    rr = np.asarray(bs.rr_s, dtype=float)
+    for key, fn, how in (("rr_irregularity", rhythm.rr_irregularity,
+                          f"pooled within-class SD of RR (classes NN / coupling / pause; {kinds} premature beats) "
+                          "/ mean RR"),
+                         ("nn_rmssd_ratio", rhythm.nn_rmssd_ratio,
+                          f"RMSSD of consecutive NN intervals ({kinds} premature beats out) / mean NN")):
+        x = fn(rr, ectopic)
+        if x is None:
+            out.not_measurable[key] = f"fewer than {rhythm.MIN_CLASS_INTERVALS} usable RR intervals"
+        else:
+            setattr(out, key, round(x, 4))
+            out.methods[key] = how
 
 
 def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:

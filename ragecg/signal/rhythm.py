@@ -26,6 +26,7 @@ Used by `ragecg.signal.measure` on a `ragecg.signal.beats.BeatSet`. Constants an
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,51 +288,95 @@ def nn_rmssd_ratio(rr_s: np.ndarray, premature: np.ndarray) -> float | None:
 # P waves beat by beat
 # --------------------------------------------------------------------------------------------
 # AF has "no distinct repeating P waves" (2024 ESC AF guideline): judged per beat, not only on the median
-# beat, whose P wave can be blurred when premature atrial beats (with their own P waves) join it. The
-# window before each beat's QRS (P_WINDOW_MS before the fiducial point, which covers P waves with a PR
-# interval up to about 250 ms) is taken in every lead, its mean removed; the template is the median of the
+# beat, whose P wave can be blurred when premature atrial beats (with their own P waves) join it. Each beat's
+# window runs from P_WINDOW_MS[0] before its fiducial point (P waves with a PR interval up to about 250 ms) to
+# its QRS onset less QRS_ONSET_MARGIN_MS (the IEC 60601-2-25 tolerance of a QRS onset, so that the QRS itself
+# never enters the window; at most P_WINDOW_MS[1]), and starts no earlier than the previous beat's T end (the
+# median beat's T end placed on the previous beat): the previous T wave is time-locked to the previous QRS and
+# at fast rates would otherwise fill the window of an AF beat with a repeating wave. A window shorter than
+# MIN_P_WINDOW_MS (a normal P wave lasts 80-110 ms: Goldberger's Clinical Electrocardiography, 9th ed.) cannot
+# hold a P wave and its beat is not judged. Each window, in every lead, has its least-squares line removed
+# (baseline wander and the tail of a T or U wave are slopes, not P waves). The template is the median of the
 # windows of the non-premature beats. A beat has the repeating P wave when its window correlates with the
 # template at r >= P_BEAT_R (a "strong" correlation, Evans JD. Straightforward statistics for the behavioral
-# sciences, 1996: 0.60-0.79 strong) and the template holds a wave (peak-to-peak >= 2 x MIN_WAVE_MV, the IEC
-# 60601-2-51 minimum wave of 30 uV on each side of the baseline). Fibrillatory waves are not time-locked to
-# the QRS: the template is flat or the beats do not match it. The previous beat's T wave falls in the window
-# only at fast rates; with an irregular rhythm it is not time-locked either.
+# sciences, 1996: 0.60-0.79 strong) in the leads where the template holds a wave (peak-to-peak >= 2 x
+# MIN_WAVE_MV, the IEC 60601-2-51 minimum wave of 30 uV on each side of the baseline) standing above the
+# beat-to-beat noise. Fibrillatory waves are not time-locked to the QRS: the template is flat or the beats do
+# not match it.
 P_WINDOW_MS = (-300.0, -70.0)
+QRS_ONSET_MARGIN_MS = 10.0
+MIN_P_WINDOW_MS = 80.0
 P_BEAT_R = 0.60
 P_TEMPLATE_MIN_P2P_MV = 0.06
 P_SNR_MIN = 1.0                 # as measure.SNR_MIN: a lead's template counts when its RMS >= the beat-to-beat noise
+P_REPEATING_SHARE = 0.5         # "most beats": a repeating P wave before at least half of them
 
 
-def p_wave_beat_fraction(bs, premature: np.ndarray) -> float | None:
-    """Share of the beats ending an NN interval (premature atrial beats have their own, different P wave;
-    `premature` marks every ectopic beat) whose pre-QRS window matches the non-premature beats' template (see above), in
-    the leads where the template stands above the beat-to-beat noise (RMS of template >= P_SNR_MIN x RMS of
-    the beats' residual from it, the rule measure.p_wave_leads applies to P waves); 0 when no lead's
-    template does; None when fewer than three non-premature beats have a complete window."""
+def _detrended(seg: np.ndarray) -> np.ndarray:
+    """Rows of `seg` (leads x samples) less their least-squares line."""
+    t = np.arange(seg.shape[1], dtype=float)
+    t -= t.mean()
+    centred = seg - seg.mean(axis=1, keepdims=True)
+    den = float(np.sum(t * t))
+    if den == 0:
+        return centred
+    return centred - np.outer(centred @ t / den, t)
+
+
+def p_wave_beat_fraction(bs, premature: np.ndarray, qrs_on: int | None = None, t_off: int | None = None
+                         ) -> float | None:
+    """Share of the judged beats ending an NN interval (premature atrial beats have their own, different P
+    wave; `premature` marks every ectopic beat) whose pre-QRS window matches the non-premature beats'
+    template (see above). `qrs_on` / `t_off`: the median beat's QRS onset and T end (indices in its window,
+    `bs.fiducial` the fiducial point), None when not found. 0 when no lead's template holds a wave above
+    the noise; None when fewer than three such beats have a window that can be judged."""
     fs = bs.fs
-    lo, hi = (int(round(ms * fs / 1000.0)) for ms in P_WINDOW_MS)
+    lo = int(round(P_WINDOW_MS[0] * fs / 1000.0))
+    hi = int(round(P_WINDOW_MS[1] * fs / 1000.0))
+    if qrs_on is not None:
+        hi = min(hi, qrs_on - bs.fiducial - int(round(QRS_ONSET_MARGIN_MS * fs / 1000.0)))
+    t_end = None if t_off is None else t_off - bs.fiducial
+    min_len = int(round(MIN_P_WINDOW_MS * fs / 1000.0))
     x = bs.signals
-    ok = [(k, p) for k, p in enumerate(bs.peaks) if p + lo >= 0 and p + hi <= x.shape[0]]
-    if len(ok) < 3:
-        return None
-    w = np.stack([x[p + lo:p + hi, :].T for _, p in ok])          # beats x leads x window
-    w = w - w.mean(axis=2, keepdims=True)
+    w = np.full((len(bs.peaks), x.shape[1], max(0, hi - lo)), np.nan)
+    judged = np.zeros(len(bs.peaks), dtype=bool)
+    for k, p in enumerate(bs.peaks):
+        start = lo if (t_end is None or k == 0) else max(lo, int(bs.peaks[k - 1]) + t_end - int(p))
+        if p + start < 0 or p + hi > x.shape[0] or hi - start < min_len:
+            continue
+        w[k, :, start - lo:] = _detrended(x[p + start:p + hi, :].T.astype(float))
+        judged[k] = True
     # beats that end an NN interval: the beat and the one before it not ectopic, so the previous beat's T
     # wave sits where it sits in the regular rhythm (a pause or a coupling interval would move it)
-    normal = np.array([k > 0 and not premature[k] and not premature[k - 1] for k, _ in ok])
+    ks = np.arange(len(bs.peaks))
+    normal = judged & (ks > 0) & ~premature & ~np.roll(premature, 1)
     if normal.sum() < 3:         # frequent ectopy: every non-premature beat
-        normal = np.array([not premature[k] for k, _ in ok])
+        normal = judged & ~premature
     if normal.sum() < 3:
         return None
-    tmpl = np.median(w[normal], axis=0)
-    noise = np.sqrt(np.mean((w[normal] - tmpl) ** 2, axis=(0, 2)))
+    # the template's samples: those that at least half of the beats (and three) cover, so that no sample of
+    # it is the window of one or two beats, which would then match themselves
+    covered = np.isfinite(w[normal][:, 0, :]).sum(axis=0)
+    full = covered >= max(3, 0.5 * int(normal.sum()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tmpl = np.nanmedian(w[normal][:, :, full], axis=0)
+    beats = w[normal][:, :, full]
+    if tmpl.shape[1] < min_len:
+        return None
+    noise = np.sqrt(np.nanmean((beats - tmpl) ** 2, axis=(0, 2)))
     sel = (np.sqrt(np.mean(tmpl ** 2, axis=1)) >= P_SNR_MIN * noise) & (np.ptp(tmpl, axis=1) >= P_TEMPLATE_MIN_P2P_MV)
     if not sel.any():
         return 0.0
     t = tmpl[sel].ravel()
-    matches = 0
-    for b in w[normal]:
+    matches, counted = 0, 0
+    for b in beats:
         u = b[sel].ravel()
-        den = np.sqrt(np.sum(u * u) * np.sum(t * t))
-        matches += bool(den > 0 and np.sum(u * t) / den >= P_BEAT_R)
-    return matches / int(normal.sum())
+        ok = np.isfinite(u)
+        if ok.sum() < min_len:
+            continue
+        uu, tt = u[ok], t[ok]
+        den = np.sqrt(np.sum(uu * uu) * np.sum(tt * tt))
+        counted += 1
+        matches += bool(den > 0 and np.sum(uu * tt) / den >= P_BEAT_R)
+    return matches / counted if counted >= 3 else None
