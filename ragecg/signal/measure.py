@@ -191,7 +191,7 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
     classes = _rhythm(out, bs)
     b = _morphology(out, bs)
     if classes is not None:
-        _atrial_rhythm(out, bs, classes, b)
+        _atrial_rhythm(out, bs, classes)
     return BeatAnalysis(out, bs, b)
 
 
@@ -290,25 +290,29 @@ def _premature_beats(out: Measurements, bs) -> rhythm.BeatClasses:
     return c
 
 
-def _atrial_rhythm(out: Measurements, bs, c: rhythm.BeatClasses, b) -> None:
-    """P waves beat by beat, then the RR irregularity that ectopy does not explain (ragecg.signal.rhythm).
-    A supraventricular premature beat counts as ectopic only when a repeating P wave precedes most beats
-    (`p_wave_beat_fraction` >= P_REPEATING_SHARE, or not judged): "premature" is judged against an
+def _p_wave_beat_fraction(out: Measurements, v: float | None) -> None:
+    if v is None:
+        out.not_measurable["p_wave_beat_fraction"] = ("fewer than three beats with a pre-QRS window that can hold a P "
+                                                      "wave (record ends, or the previous T wave fills the window)")
+        return
+    out.p_wave_beat_fraction = round(v, 3)
+    out.methods["p_wave_beat_fraction"] = (
+        f"window from {rhythm.P_WINDOW_MS[0]:g} ms (not before the previous T end) to the QRS onset "
+        f"- {rhythm.QRS_ONSET_MARGIN_MS:g} ms, line removed; r >= {rhythm.P_BEAT_R} with the template of the "
+        "beats ending an NN interval")
+
+
+def _atrial_rhythm(out: Measurements, bs, c: rhythm.BeatClasses) -> None:
+    """The RR irregularity that ectopy does not explain (ragecg.signal.rhythm).
+    A supraventricular premature beat counts as ectopic only when the rhythm has P waves: a consistent P wave
+    in the median beat (`p_present`) or a repeating P wave before most beats (`p_wave_beat_fraction` >=
+    P_REPEATING_SHARE, or not judged): "premature" is judged against an
     underlying rhythm, and an atrial premature complex is defined against sinus P waves (AHA/ACCF/HRS 2009
     Part II, Mason JW et al. Circulation 2007;115:1325-1332: a premature P wave of different shape). Without
     repeating P waves an early beat is one of the irregular intervals, not an ectopic one. Premature beats
     classed ventricular (wide, of a different QRS) are ectopic in any rhythm."""
-    v = rhythm.p_wave_beat_fraction(bs, c.premature, None if b is None else b.qrs_on, None if b is None else b.t_off)
-    if v is None:
-        out.not_measurable["p_wave_beat_fraction"] = ("fewer than three beats with a pre-QRS window that can hold a P "
-                                                      "wave (record ends, or the previous T wave fills the window)")
-    else:
-        out.p_wave_beat_fraction = round(v, 3)
-        out.methods["p_wave_beat_fraction"] = (
-            f"window from {rhythm.P_WINDOW_MS[0]:g} ms (not before the previous T end) to the QRS onset "
-            f"- {rhythm.QRS_ONSET_MARGIN_MS:g} ms, line removed; r >= {rhythm.P_BEAT_R} with the template of the "
-            "beats ending an NN interval")
-    atrial_ectopy = v is None or v >= rhythm.P_REPEATING_SHARE
+    v = out.p_wave_beat_fraction
+    atrial_ectopy = bool(out.p_present) or v is None or v >= rhythm.P_REPEATING_SHARE
     ectopic = c.ventricular | (c.supraventricular if atrial_ectopy else np.zeros_like(c.supraventricular))
     kinds = "ventricular and supraventricular" if atrial_ectopy else "ventricular (no repeating P wave)"
     rr = np.asarray(bs.rr_s, dtype=float)
@@ -398,11 +402,23 @@ def _morphology(out: Measurements, bs):
     share = float(np.mean(locked)) if locked.size else 0.0
     n_long_ok, n_long = p_locked_after_long_rr(timings, rr_s) if timings is not None else (0, 0)
     after_long_ok = n_long < 2 or n_long_ok >= P_CONSISTENT_SHARE * n_long
-    p_ok = n_p_leads >= P_MIN_LEADS and locked.size >= 2 and share >= P_CONSISTENT_SHARE and after_long_ok
+    # the same question asked of every beat's own pre-QRS window (ragecg.signal.rhythm.p_wave_beat_fraction):
+    # a median-beat P wave that most beats do not repeat (dissociated P waves of complete AV block, a pacing
+    # artefact, flutter waves at a varying distance) is not a P wave with a PR interval
+    # (a per-beat template without any wave above the noise is no evidence either way: low P waves)
+    pw = rhythm.p_wave_beats(bs, flags, b.qrs_on, b.t_off)
+    _p_wave_beat_fraction(out, None if pw is None else pw.fraction)
+    pbf = None if pw is None else pw.fraction
+    beats_ok = pw is None or pw.template_leads == 0 or pw.fraction >= rhythm.P_REPEATING_SHARE
+    p_ok = (n_p_leads >= P_MIN_LEADS and locked.size >= 2 and share >= P_CONSISTENT_SHARE and after_long_ok
+            and beats_ok)
     if n_p_leads < P_MIN_LEADS:
         p_reason = f"no P wave above the beat-to-beat noise in >= {P_MIN_LEADS} leads of the median beat"
     elif locked.size < 2:
         p_reason = "fewer than two beats to check that a P wave precedes every QRS"
+    elif share >= P_CONSISTENT_SHARE and after_long_ok and not beats_ok:
+        p_reason = (f"the median beat's P wave precedes only {pbf:.0%} of the beats beat by beat (repeating P wave "
+                    f"before < {rhythm.P_REPEATING_SHARE:.0%}; AV dissociation, flutter or AF possible)")
     elif share >= P_CONSISTENT_SHARE and not after_long_ok:
         p_reason = (f"the P-like wave is missing in {n_long - n_long_ok} of the {n_long} beats after a long RR "
                     f"(>= {LONG_RR_FRACTION:g} x median): it follows the previous beat, not the QRS (AF possible)")

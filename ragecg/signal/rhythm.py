@@ -323,8 +323,14 @@ def _detrended(seg: np.ndarray) -> np.ndarray:
     return centred - np.outer(centred @ t / den, t)
 
 
-def p_wave_beat_fraction(bs, premature: np.ndarray, qrs_on: int | None = None, t_off: int | None = None
-                         ) -> float | None:
+@dataclass
+class PWaveBeats:
+    fraction: float                 # share of the judged beats whose window matches the template
+    template_leads: int             # leads whose template holds a wave above the beat-to-beat noise (0: none)
+
+
+def p_wave_beats(bs, premature: np.ndarray, qrs_on: int | None = None, t_off: int | None = None
+                 ) -> PWaveBeats | None:
     """Share of the judged beats ending an NN interval (premature atrial beats have their own, different P
     wave; `premature` marks every ectopic beat) whose pre-QRS window matches the non-premature beats'
     template (see above). `qrs_on` / `t_off`: the median beat's QRS onset and T end (indices in its window,
@@ -367,7 +373,7 @@ def p_wave_beat_fraction(bs, premature: np.ndarray, qrs_on: int | None = None, t
     noise = np.sqrt(np.nanmean((beats - tmpl) ** 2, axis=(0, 2)))
     sel = (np.sqrt(np.mean(tmpl ** 2, axis=1)) >= P_SNR_MIN * noise) & (np.ptp(tmpl, axis=1) >= P_TEMPLATE_MIN_P2P_MV)
     if not sel.any():
-        return 0.0
+        return PWaveBeats(fraction=0.0, template_leads=0)
     t = tmpl[sel].ravel()
     matches, counted = 0, 0
     for b in beats:
@@ -379,4 +385,4 @@ def p_wave_beat_fraction(bs, premature: np.ndarray, qrs_on: int | None = None, t
         den = np.sqrt(np.sum(uu * uu) * np.sum(tt * tt))
         counted += 1
         matches += bool(den > 0 and np.sum(uu * tt) / den >= P_BEAT_R)
-    return matches / counted if counted >= 3 else None
+    return PWaveBeats(fraction=matches / counted, template_leads=int(sel.sum())) if counted >= 3 else None
