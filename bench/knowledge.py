@@ -361,7 +361,7 @@ def main() -> None:
         target.write_text(original, encoding="utf-8")
         back = ix.build_index(settings)
         identical = all((back.path / n).read_bytes() == (fresh.path / n).read_bytes()
-                        for n in ("index.faiss", "chunks.parquet", "manifest.json"))
+                        for n in ("index.faiss", "chunks.json", "manifest.json"))
 
         loads, ensures = [], []
         for _ in range(5):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def small(tmp_path, tmp_home):
 
 
 def _files(path: Path) -> dict[str, bytes]:
-    return {n: (path / n).read_bytes() for n in ("index.faiss", "chunks.parquet", "manifest.json")}
+    return {n: (path / n).read_bytes() for n in ("index.faiss", "chunks.json", "manifest.json")}
 
 
 def test_build_and_search_small_kb(small):
@@ -258,7 +259,7 @@ def test_corrupt_index_gives_index_error_with_rebuild_hint(small, damage):
     elif damage == "manifest":
         (path / "manifest.json").write_text("{not json", encoding="utf-8")
     else:
-        (path / "chunks.parquet").unlink()
+        (path / "chunks.json").unlink()
     with pytest.raises(IndexError_, match="ragecg knowledge build") as info:
         ix.ensure_index(settings)
     assert info.value.exit_code == EXIT_MODEL and str(path) in str(info.value)
@@ -304,3 +305,28 @@ def test_curated_index_holds_every_document_and_finds_it_by_title(curated_index)
     hits = idx.search_many([d.title for d in docs], 5)
     missed = [d.id for d, h in zip(docs, hits) if d.id not in {p.doc_id for p in h}]
     assert len(missed) <= len(docs) // 20, f"documents not found by their title: {missed}"
+
+
+def test_a_format_2_index_with_parquet_chunks_lends_its_vectors_to_the_json_format(small):
+    """Indexes built before the chunk columns moved from Parquet to JSON (format 2): the upgrade build
+    reuses every stored vector (no re-embedding) and writes chunks.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings, _ = small
+    res = ix.build_index(settings)
+    old = settings.indexes_dir / "0123456789abcdef"
+    old.mkdir()
+    (old / "index.faiss").write_bytes((res.path / "index.faiss").read_bytes())
+    columns = json.loads((res.path / "chunks.json").read_text(encoding="utf-8"))["columns"]
+    pq.write_table(pa.table(columns), old / "chunks.parquet")
+    manifest = json.loads((res.path / "manifest.json").read_text())
+    files = {n: d for n, d in manifest["files"].items() if n != "chunks.json"}
+    files["chunks.parquet"] = ix.sha256_file(old / "chunks.parquet")
+    manifest.update(format=2, index_hash=old.name, files=files)
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    (settings.indexes_dir / "ACTIVE").write_text(old.name + "\n")
+    shutil.rmtree(res.path)
+    again = ix.build_index(settings)
+    assert again.index_hash == res.index_hash and again.n_embedded == 0 and again.n_reused == again.n_chunks
+    assert (again.path / "chunks.json").is_file() and not (again.path / "chunks.parquet").exists()

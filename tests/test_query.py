@@ -141,7 +141,7 @@ def test_an_index_without_the_bm25_part_is_refused_and_rebuilt_reusing_vectors(t
     res = ix.build_index(settings)
     old = settings.indexes_dir / "0123456789abcdef"          # what a format-1 build left behind
     old.mkdir()
-    for name in ("index.faiss", "chunks.parquet"):
+    for name in ("index.faiss", "chunks.json"):
         (old / name).write_bytes((res.path / name).read_bytes())
     manifest = json.loads((res.path / "manifest.json").read_text())
     manifest.update(format=1, index_hash=old.name,

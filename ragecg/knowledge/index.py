@@ -5,7 +5,7 @@ Layout under ``settings.indexes_dir``::
 
     ACTIVE                      one line: the hash of the index in use (switched with os.replace)
     <hash>/index.faiss          faiss.IndexFlatIP over L2-normalised vectors (inner product = cosine)
-    <hash>/chunks.parquet       chunk_id, doc_id, n, section, text, source, sha256 (row i = vector i)
+    <hash>/chunks.json          columns chunk_id, doc_id, n, section, text, source, sha256 (row i = vector i)
     <hash>/bm25/                bm25s's saved index: params/vocab JSON, CSC arrays as .npy (no pickle)
     <hash>/manifest.json        input file hashes, embedding model name + sha256, splitter and BM25
                                 settings, package version, documents, sha256 of every file above
@@ -22,7 +22,8 @@ same directory and the same bytes (no timestamps anywhere). A build writes a tem
 only then switches ACTIVE, so a failed build leaves the previous index working. Chunks whose sha256
 is unchanged reuse the vectors stored in the previous index (read back with ``reconstruct_n``); only
 new or changed chunks are embedded. Nothing here pickles: vectors live in the FAISS file, metadata
-in Parquet and JSON, and the embedding model must ship ``model.safetensors``.
+in JSON, and the embedding model must ship ``model.safetensors``. (Indexes of format 2 kept the chunk
+columns in Parquet; their vectors are still reused by an incremental build.)
 """
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ from .documents import has_front_matter, parse_markdown_doc, read_document_text,
 from .embed import (embed_queries, embed_texts, embedding_model_dir, embedding_model_name, embedding_model_sha256,
                     prepare_query_encoder)
 
-FORMAT_VERSION = 2            # 2: the BM25 part (bm25/) beside the FAISS index
+FORMAT_VERSION = 3            # 2: the BM25 part (bm25/) beside the FAISS index; 3: chunk columns in JSON
+CHUNKS_FILE = "chunks.json"   # (format <= 2: chunks.parquet, read only to reuse vectors)
+LEGACY_CHUNKS_FILE = "chunks.parquet"
 RRF_K = 60                    # reciprocal rank fusion constant (Cormack et al. 2009)
 REBUILD_HINT = "rebuild it with `ragecg knowledge build --force`"
 CHUNK_COLUMNS = ("chunk_id", "doc_id", "n", "section", "text", "source", "sha256")
@@ -122,27 +125,21 @@ def _build_lock(settings: Settings):
 def _write_index_dir(tmp: Path, fingerprint: dict, index_hash: str, docs: list[dict],
                      chunks: list[Chunk], vectors: np.ndarray) -> None:
     import faiss
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     tmp.mkdir(parents=True)
     index = faiss.IndexFlatIP(int(vectors.shape[1]))
     if len(vectors):
         index.add(vectors)
     faiss.write_index(index, str(tmp / "index.faiss"))
-    table = pa.table({
-        "chunk_id": pa.array([c.chunk_id for c in chunks], pa.string()),
-        "doc_id": pa.array([c.doc_id for c in chunks], pa.string()),
-        "n": pa.array([c.n for c in chunks], pa.int32()),
-        "section": pa.array([c.section for c in chunks], pa.string()),
-        "text": pa.array([c.text for c in chunks], pa.string()),
-        "source": pa.array([c.source for c in chunks], pa.string()),
-        "sha256": pa.array([c.sha256 for c in chunks], pa.string()),
-    })
-    pq.write_table(table, tmp / "chunks.parquet", compression="zstd")
+    columns = {"chunk_id": [c.chunk_id for c in chunks], "doc_id": [c.doc_id for c in chunks],
+               "n": [int(c.n) for c in chunks], "section": [c.section for c in chunks],
+               "text": [c.text for c in chunks], "source": [c.source for c in chunks],
+               "sha256": [c.sha256 for c in chunks]}
+    (tmp / CHUNKS_FILE).write_bytes(json.dumps({"columns": columns}, ensure_ascii=False, sort_keys=True,
+                                               separators=(",", ":")).encode("utf-8"))
     codes = {d["id"]: d.get("codes") or [] for d in docs}
     bm25_files = lexical.build([f"{c.embed_text}\n{' '.join(codes.get(c.doc_id, []))}" for c in chunks], tmp / "bm25")
-    names = ["index.faiss", "chunks.parquet"] + [f"bm25/{n}" for n in bm25_files]
+    names = ["index.faiss", CHUNKS_FILE] + [f"bm25/{n}" for n in bm25_files]
     manifest = dict(fingerprint, index_hash=index_hash, dim=int(vectors.shape[1]), n_docs=len(docs),
                     n_chunks=len(chunks), documents=docs,
                     files={name: sha256_file(tmp / name) for name in names})
@@ -415,21 +412,30 @@ class KnowledgeIndex:
         return self.search_many([query], k, [doc_ids], mode=mode)[0]
 
 
+def _read_chunk_columns(path: Path, name: str) -> dict[str, list]:
+    if name == CHUNKS_FILE:
+        columns = json.loads((path / name).read_text(encoding="utf-8"))["columns"]
+        return {c: list(columns[c]) for c in CHUNK_COLUMNS}
+    import pyarrow.parquet as pq          # an index of format <= 2 (its vectors are reused)
+
+    table = pq.read_table(path / name, columns=list(CHUNK_COLUMNS))
+    return {c: table.column(c).to_pylist() for c in CHUNK_COLUMNS}
+
+
 def _read_dense(path: Path) -> tuple[dict, object, dict[str, list]]:
     """manifest, FAISS index and chunk columns of an index folder, checked against the manifest's
     sha256 (no format check: `_previous_vectors` reuses older formats' vectors)."""
     import faiss
-    import pyarrow.parquet as pq
 
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-    for name in ("index.faiss", "chunks.parquet"):
-        if sha256_file(path / name) != manifest["files"][name]:
-            raise ValueError(f"{name} does not match its sha256 in manifest.json")
+    name = CHUNKS_FILE if CHUNKS_FILE in manifest["files"] else LEGACY_CHUNKS_FILE
+    for f in ("index.faiss", name):
+        if sha256_file(path / f) != manifest["files"][f]:
+            raise ValueError(f"{f} does not match its sha256 in manifest.json")
     index = faiss.read_index(str(path / "index.faiss"))
-    table = pq.read_table(path / "chunks.parquet", columns=list(CHUNK_COLUMNS))
-    chunks = {name: table.column(name).to_pylist() for name in CHUNK_COLUMNS}
-    if not (index.ntotal == table.num_rows == manifest["n_chunks"]) or index.d != manifest["dim"]:
-        raise ValueError("index.faiss, chunks.parquet and manifest.json disagree")
+    chunks = _read_chunk_columns(path, name)
+    if not (index.ntotal == len(chunks["chunk_id"]) == manifest["n_chunks"]) or index.d != manifest["dim"]:
+        raise ValueError(f"index.faiss, {name} and manifest.json disagree")
     return manifest, index, chunks
 
 
@@ -452,7 +458,7 @@ def load_index(path: Path, model_dir: Path | None = None, settings: Settings | N
     except FileNotFoundError as exc:
         raise IndexError_(f"knowledge index incomplete ({Path(exc.filename or '').name or 'file'} missing); "
                           f"{REBUILD_HINT}", path=str(path)) from None
-    except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/Parquet/NumPy all mean the same to the user
+    except Exception as exc:  # noqa: BLE001 - corrupt JSON/FAISS/NumPy all mean the same to the user
         detail = str(exc).splitlines()[0][:160] if isinstance(exc, ValueError) else exc.__class__.__name__
         raise IndexError_(f"knowledge index is corrupt or truncated ({detail}); {REBUILD_HINT}", path=str(path)) from None
     return KnowledgeIndex(path, manifest, index, chunks, model_dir, settings, lex)
