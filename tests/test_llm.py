@@ -117,9 +117,8 @@ def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backe
     (the generic one, codes as a free map) is decoded under its whole grammar and validates too."""
     from ragecg.compose.prompt import MAX_LLM_SENTENCES, output_schema, system_prompt
     user = ("MEASUREMENTS:\nheart_rate_bpm = 48 bpm\np_present = true\nqrs_duration_ms = 92 ms\n"
-            "Signal quality: good.\n\nCANDIDATES (code: description | criteria score | conditions: key value "
-            "operator threshold, yes/no):\n- SBRAD: sinus bradycardia | 0.74 met | p_present true == true yes; "
-            "heart_rate_bpm 48 bpm < 60 yes\n- 1AVB: first degree AV block | 0.40 | pr_interval_ms 190 ms > 200 no")
+            "Signal quality: good.\n\nCANDIDATES:\n- SBRAD: sinus bradycardia | 0.74 met | p_present == true yes; "
+            "heart_rate_bpm < 60 yes\n- 1AVB: first degree AV block | 0.40 | pr_interval_ms 190 ms > 200 no")
     schema = output_schema(["SBRAD", "1AVB"], ["heart_rate_bpm", "p_present", "qrs_duration_ms", "pr_interval_ms"])
     backend = LlamaCppBackend(backend.path, model_id=backend.model_id, model_sha256=backend.model_sha256,
                               n_ctx=2048, seed=42, n_threads=backend.n_threads)     # the real prefix needs > 1024
@@ -133,6 +132,28 @@ def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backe
     generic = output_schema()
     open_answer = json.loads(backend.complete_json(system_prompt(), user, generic, max_tokens=600, timeout_s=300).text)
     jsonschema.validate(open_answer, generic)
+
+
+@needs_model
+def test_enum_choices_skip_the_text_their_options_force(backend):
+    """An enum value (a confidence) or an array of enum items (cited keys) is a choice among literals:
+    the model is asked only where the options still possible part (`0.` is written for it once it
+    chose `0`; the rest of a key once its first tokens leave one key), so a confidence costs two
+    decode calls, not one per character; the answer validates."""
+    from ragecg.compose.prompt import CONFIDENCE_STEPS
+    codes = ["SR", "AFIB", "1AVB"]
+    keys = ["heart_rate_bpm", "p_present", "pr_interval_ms", "qrs_duration_ms"]
+    schema = {"type": "object",
+              "properties": {"codes": {"type": "object", "properties": {c: {"enum": CONFIDENCE_STEPS} for c in codes},
+                                       "required": codes, "additionalProperties": False},
+                             "evidence": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"enum": keys}}},
+              "required": ["codes", "evidence"], "additionalProperties": False}
+    res = backend.complete_json(SYSTEM, USER, schema, max_tokens=64, timeout_s=120)
+    answer = json.loads(res.text)
+    jsonschema.validate(answer, schema)
+    # the fixed opening, two per confidence (`0` | `.` `8`), at most three per cited key
+    assert res.decode_calls <= 1 + 2 * len(codes) + 3 * len(answer["evidence"]), res.text
+    assert backend.complete_json(SYSTEM, USER, schema, max_tokens=64, timeout_s=120).text == res.text
 
 
 @needs_model

@@ -15,9 +15,16 @@ asked only where there is a choice, each choice constrained by the grammar of it
   (`{"name":` or `,{"name":` against `]` plus what follows the array, e.g. `]}`: spelled with the
   text around it so the model sees the tokens it would write itself) is the model's, within
   minItems/maxItems;
-* anything else (an enum, a string, an array of enums, an open object): one free segment under the
-  grammar of that sub-schema followed by the first character of what comes next (`,` `}`), ending
-  as soon as that is complete (see `_free`).
+* an enum (a confidence, a section) and an array of enum items with maxItems (cited keys): a choice
+  among literal texts, each spelled with what follows it (`0.8,`; `"p_present","` to go on or
+  `"p_present"]}` to close). The model is asked only where the options still possible part; the
+  whole tokens they all share next are fixed text (`0` chosen, `.` fixed, `8` chosen; `heart`
+  chosen, `_rate_bpm` fixed). Fixed pieces that follow each other are tokenized together, so the
+  model sees the tokens it writes itself (`":` `["`), and a choice is never split inside such a
+  token (`","` against `"]`, not a lone `"` first) (see `_choose`);
+* anything else (a string, an open object): one free segment under the grammar of that sub-schema
+  followed by the first character of what comes next (`,` `}`), ending as soon as that is
+  complete (see `_free`).
 
 Within a free segment the grammar is checked lazily, as llama.cpp's own sampler does
 (common_sampler_sample): the arg-max token is tested alone and the whole vocabulary is filtered only
