@@ -141,25 +141,10 @@ def test_serve_and_diagnose_commands(data_dir, sock_dir):
         missing = subprocess.run([sys.executable, "-m", "ragecg.cli", "diagnose", str(rec.parent / "nope.hea")],
                                  cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
         assert missing.returncode == 3 and missing.stderr.startswith("ragecg: ")
-        # the quick path (app/quick.py): answered without importing the command line (typer)
-        quick = subprocess.run([sys.executable, "-X", "importtime", "-m", "ragecg.cli", "diagnose", str(rec),
-                                "--format", "json", "--no-llm"], cwd=REPO, env=env, capture_output=True, text=True,
-                               timeout=120)
-        assert quick.returncode == 0
-        a, b = json.loads(quick.stdout), json.loads(res.stdout)
-        assert a.pop("timings_s").keys() == b.pop("timings_s").keys() and a == b
-        assert "ragecg.app.quick" in quick.stderr and "typer" not in quick.stderr
-        # other settings: the server declines, the command works alone and says so once
-        other = subprocess.run([sys.executable, "-m", "ragecg.cli", "diagnose", str(rec), "--json", "--no-llm",
-                                "--no-retrieval"], cwd=REPO, env={**env, "RAGECG_LLM_TIMEOUT_S": "7"},
-                               capture_output=True, text=True, timeout=300)
-        assert other.returncode == 0 and json.loads(other.stdout)["source"] == "00009_lr.hea"
-        assert other.stderr.count("runs other settings or code") == 1, other.stderr
         srv.send_signal(signal.SIGTERM)
         assert srv.wait(timeout=30) == 0
         log = srv.stderr.read()
         assert "job 1: 1 record(s), exit 0" in log and "job 2: 1 record(s), exit 3" in log
-        assert "job 3: 1 record(s), exit 0" in log
         assert "00009" not in log and "nope" not in log            # no record names in its log
         assert not path.exists()
     finally:
@@ -178,20 +163,3 @@ def test_a_guideline_added_after_the_server_started_means_working_alone(tmp_path
     assert fingerprint(settings) == before
     (user / "local-guideline.md").write_text("# Local guideline\n\nQTc above 470 ms in women.\n")
     assert fingerprint(settings) != before
-
-
-def test_the_quick_path_takes_plain_served_diagnose_commands_only(tmp_path):
-    """app/quick.py builds the job `ragecg diagnose` builds, for record files and --json / --format /
-    --no-llm / --no-retrieval; anything else is left to the ordinary command line."""
-    from ragecg.app import cli
-    from ragecg.app.quick import FORMATS, plain_diagnose_job
-    assert FORMATS == cli.FORMATS
-    rec = tmp_path / "a.hea"
-    job = plain_diagnose_job(["diagnose", str(rec), "--json", "--no-llm"])
-    assert job == _job(rec.resolve(), no_llm=True)
-    assert plain_diagnose_job(["diagnose", "--format=MD", str(rec), "--no-retrieval"]) == \
-        _job(rec.resolve(), fmt="md", no_retrieval=True)
-    for argv in (["measure", str(rec)], ["diagnose"], ["diagnose", "--help"], ["diagnose", str(rec), "--local"],
-                 ["diagnose", str(rec), "--out", str(tmp_path)], ["diagnose", str(rec), "--format", "pdf"],
-                 ["diagnose", str(tmp_path)], ["diagnose", str(rec), "--prior", str(rec)]):
-        assert plain_diagnose_job(argv) is None, argv

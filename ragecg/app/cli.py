@@ -49,7 +49,7 @@ def _expand_records(paths: list[Path]) -> list[Path]:
     return out
 
 
-FORMATS = ("text", "md", "html", "json", "fhir")       # app/quick.py's too
+FORMATS = ("text", "md", "html", "json", "fhir")
 EXPORT_FORMATS = ("pdf", "html", "fhir", "md")
 
 _SAMPLING_RATE = typer.Option(None, "--sampling-rate", help="Hz, for CSV/.npy files that do not state it "
@@ -107,8 +107,8 @@ def diagnose(
                       paper=paper, read_opts=read_opts, no_llm=no_llm, no_retrieval=no_retrieval,
                       prior=str(prior.resolve()) if prior is not None else None)
     settings = _settings(model=model, llm_url=llm_url, llm_timeout_s=llm_timeout)
-    from .client import diagnose_on_server, server_tried
-    if not local and settings.server.use_server == "auto" and not server_tried():
+    if not local and settings.server.use_server == "auto":
+        from .client import diagnose_on_server
         rc = diagnose_on_server(settings, job)
         if rc is not None:
             raise typer.Exit(rc)

@@ -83,19 +83,6 @@ def answers(path: Path) -> bool:
 
 # --------------------------------------------------------------------------- client
 
-_TRIED: list[bool] = []       # this process asked the server already (app/quick.py) and got no answer
-
-
-def note_server_tried() -> None:
-    """The quick path (app/quick.py) found no usable server: `server_tried()` is True from now on,
-    so the ordinary command line does not ask again (nor repeat the mismatch message)."""
-    _TRIED.append(True)
-
-
-def server_tried() -> bool:
-    return bool(_TRIED)
-
-
 def diagnose_on_server(settings: Settings, job) -> int | None:
     """Run `job` (cli.DiagnoseJob) on a running server: its output printed here, its exit code
     returned. None when there is no usable server (no socket, nobody listening, other settings or
