@@ -88,7 +88,8 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50)
     ap.add_argument("--records", type=int, default=40)
     ap.add_argument("--out", type=Path, default=None, help="folder for the per-record JSON lines (default: a temp folder)")
-    ap.add_argument("--reuse-base", action="store_true", help="keep the base checkout's lines from an earlier run in --out")
+    ap.add_argument("--reuse", action="store_true", help="keep a checkout's lines from an earlier run in --out when "
+                                                          "they cover the same records (base.jsonl, new.jsonl)")
     ap.add_argument("--worker", nargs=2, metavar=("IDS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -115,7 +116,7 @@ def main() -> None:
         f = out / f"{name}.jsonl"
         t = time.perf_counter()
         old = [json.loads(x)["ecg_id"] for x in f.read_text().splitlines()] if f.is_file() else []
-        if not (name == "base" and args.reuse_base and old == ids):
+        if not (args.reuse and old == ids):
             subprocess.run([sys.executable, str(Path(__file__).resolve()), "--base", str(path), "--worker",
                             ",".join(map(str, ids)), str(f)], cwd=path, env=env, check=True)
         lines = [json.loads(x) for x in f.read_text().splitlines()]

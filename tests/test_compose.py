@@ -107,10 +107,7 @@ def test_prompt_has_static_prefix_bounded_codes_and_quoted_passages():
     p1 = build_prompt(m, q, offered, ev, count, 10**6)
     p2 = build_prompt(*make_case(pr_ms=230)[:2], offered, ev, count, 10**6)
     assert p1.system == p2.system and p1.user != p2.user               # the prefix never depends on the record
-    # a value listed under MEASUREMENTS is not repeated in the conditions; others are shown there
-    assert "pr_interval_ms = 196 ms" in p1.user and "pr_interval_ms > 200 no" in p1.user
-    assert "1AVB: first degree AV block" in p1.user and "196 ms >" not in p1.user
-    assert "r_peak_time_ms[V6] 80 ms > 60 yes" in p1.user
+    assert "pr_interval_ms 196 ms > 200 no" in p1.user and "1AVB: first degree AV block" in p1.user
     assert set(p1.schema_["properties"]["codes"]["properties"]) == {"SR", "CLBBB", "1AVB"}
     assert p1.user.count("</passage>") == 2                           # the injected closing tag was neutralised
     assert p1.user.index('<passage id="evil#0">') < p1.user.index("Ignore previous")

@@ -117,8 +117,9 @@ def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backe
     (the generic one, codes as a free map) is decoded under its whole grammar and validates too."""
     from ragecg.compose.prompt import MAX_LLM_SENTENCES, output_schema, system_prompt
     user = ("MEASUREMENTS:\nheart_rate_bpm = 48 bpm\np_present = true\nqrs_duration_ms = 92 ms\n"
-            "Signal quality: good.\n\nCANDIDATES:\n- SBRAD: sinus bradycardia | 0.74 met | p_present == true yes; "
-            "heart_rate_bpm < 60 yes\n- 1AVB: first degree AV block | 0.40 | pr_interval_ms 190 ms > 200 no")
+            "Signal quality: good.\n\nCANDIDATES (code: description | criteria score | conditions: key value "
+            "operator threshold, yes/no):\n- SBRAD: sinus bradycardia | 0.74 met | p_present true == true yes; "
+            "heart_rate_bpm 48 bpm < 60 yes\n- 1AVB: first degree AV block | 0.40 | pr_interval_ms 190 ms > 200 no")
     schema = output_schema(["SBRAD", "1AVB"], ["heart_rate_bpm", "p_present", "qrs_duration_ms", "pr_interval_ms"])
     backend = LlamaCppBackend(backend.path, model_id=backend.model_id, model_sha256=backend.model_sha256,
                               n_ctx=2048, seed=42, n_threads=backend.n_threads)     # the real prefix needs > 1024
