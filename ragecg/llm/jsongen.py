@@ -201,13 +201,14 @@ class SchemaDecoder:
             self.truncated = True
         return piece
 
-    def _free(self, gbnf: str, follow: str = "") -> str:
+    def _free(self, gbnf: str, follow: str = "", opened: str = "") -> str:
         """Greedy tokens under `gbnf` followed by the text `follow` (the first character of what
         comes next, e.g. `,`), until that grammar is complete. The terminator is part of the grammar
         because a value alone is not always prefix-free (`7` may go on to `72`): the model ends the
         value the way it would in the whole answer, by writing what comes next (`",`, `}`). The last
         token stays pending and is decoded with the next fixed text. With no `follow` (a whole
-        answer), tokens are generated until the model or the grammar ends it."""
+        answer), tokens are generated until the model or the grammar ends it. `opened`: the start of
+        the value, already written as fixed text (the grammar is advanced over it)."""
         import numpy as np
         if self.truncated:
             return ""
@@ -217,6 +218,8 @@ class SchemaDecoder:
         sampler = self._c.llama_sampler_init_grammar(self.vocab, gbnf.encode("utf-8"), b"root")
         if not sampler:
             raise GrammarDeadEnd("llama.cpp rejected the grammar built from the JSON schema")
+        for t in self._tokens(opened) if opened else []:
+            self._c.llama_sampler_accept(sampler, t)
         toks: list[int] = []
         try:
             while True:
@@ -293,6 +296,13 @@ class SchemaDecoder:
                     (["]" + follow] if n == 0 and lo == 0 else [])
                 if self._choose(more + close) not in more:
                     return
+            return
+        if schema.get("type") == "string" and set(schema) <= {"type", "maxLength", "minLength", "description", "title"}:
+            # the opening quote is fixed text, tokenized with what comes before it (`":"`, the token
+            # the model writes itself) rather than chosen after `":` (where `""`, an empty text, is
+            # close to `"` for a 135M model)
+            self._fixed('"')
+            self._free(self.grammar_text(schema), follow, opened='"')
             return
         self._free(self.grammar_text(schema), follow)
 
