@@ -8,10 +8,9 @@ grounding). For a change to the prompt or the decoder (issue 23).
 Records: fold 9 (validation) at 100 Hz, sorted by ecg_id, every `--every`th, the first `--records`
 (a fixed choice, no randomness). Fold 10 is never read. Each checkout runs in its own process
 (its directory first on PYTHONPATH), with the embedded LLM and retrieval as `ragecg diagnose` has
-them; the two run one after the other, record by record alternating which goes first is not possible
-with one model per process, so they run as two whole passes: compare tokens and decode calls (exact)
-and CPU seconds (less sensitive to a shared machine's load than wall seconds). Labels (`scp_codes`,
-any likelihood) are read only to score both after the runs.
+them; the two run as two whole passes, one after the other (one model per process): compare tokens
+and decode calls (exact) and CPU seconds (less sensitive to a shared machine's load than wall
+seconds). Labels (`scp_codes`, any likelihood) are read only to score both after the runs.
 
 Printed: per checkout the medians of prompt tokens (of them from the prefix cache), answer tokens,
 decode calls, LLM seconds, TTFT and process CPU seconds per record; the reported codes' micro
