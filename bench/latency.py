@@ -3,6 +3,7 @@ baseline checkout, side by side in one run, against the `python -c pass` floor.
 
     python bench/latency.py --base /path/to/baseline/checkout              # 5 runs, LUDB record 121
     python bench/latency.py --base ../base --runs 7 --record path/to/rec.hea
+    python bench/latency.py --base ../base --runs 9 --served-only      # the served rows (and --help, floor)
 
 Every row is a new process, started as the `ragecg` console script starts (`ragecg.cli.entry`),
 with the checkout's directory first on PYTHONPATH. Rows: `ragecg diagnose --help`; one-off
@@ -93,6 +94,8 @@ def main() -> None:
     ap.add_argument("--home", type=Path, default=None, help="folder of the two RAGECG_HOMEs (HOME/base, HOME/new; "
                                                            "default: a temporary folder under /tmp kept between runs)")
     ap.add_argument("--no-serve", action="store_true", help="skip the rows through `ragecg serve`")
+    ap.add_argument("--served-only", action="store_true", help="only `--help`, the rows through `ragecg serve` "
+                                                               "and the floor (no one-off diagnose or measure)")
     args = ap.parse_args()
 
     sys.path.insert(0, str(REPO))
@@ -110,11 +113,15 @@ def main() -> None:
             ("one-off ragecg measure REC --json", ["measure", rec, "--json"], "local"),
             ("one-off ragecg diagnose REC --json (embedded LLM)", ["diagnose", rec, "--json", "--local"], "local"),
             ("one-off ragecg diagnose REC --json --no-llm", ["diagnose", rec, "--json", "--no-llm", "--local"], "local")]
+    if args.served_only:
+        rows = rows[:1]
     if not args.no_serve:
         rows += [("ragecg diagnose REC --json through ragecg serve", ["diagnose", rec, "--json"], "served"),
                  ("ragecg diagnose REC --json --no-llm through ragecg serve", ["diagnose", rec, "--json", "--no-llm"],
                   "served")]
     plain = [('python -c "import neurokit2"', ["-c", "import neurokit2"]), ("python -c pass (floor)", ["-c", "pass"])]
+    if args.served_only:
+        plain = plain[1:]
 
     print(f"command: python bench/latency.py {shlex.join(sys.argv[1:])}")
     print(f"record: {record.name}; runs: {args.runs}; {os.cpu_count()} CPU cores visible; python {sys.version.split()[0]}; "

@@ -136,6 +136,28 @@ def test_schema_walk_batches_fixed_text_and_answers_the_constrained_schema(backe
 
 
 @needs_model
+def test_enum_choices_skip_the_text_their_options_force(backend):
+    """An enum value (a confidence) or an array of enum items (cited keys) is a choice among literals:
+    the model is asked only where the options still possible part (`0.` is written for it once it
+    chose `0`; the rest of a key once its first tokens leave one key), so a confidence costs two
+    decode calls, not one per character; the answer validates."""
+    from ragecg.compose.prompt import CONFIDENCE_STEPS
+    codes = ["SR", "AFIB", "1AVB"]
+    keys = ["heart_rate_bpm", "p_present", "pr_interval_ms", "qrs_duration_ms"]
+    schema = {"type": "object",
+              "properties": {"codes": {"type": "object", "properties": {c: {"enum": CONFIDENCE_STEPS} for c in codes},
+                                       "required": codes, "additionalProperties": False},
+                             "evidence": {"type": "array", "minItems": 1, "maxItems": 3, "items": {"enum": keys}}},
+              "required": ["codes", "evidence"], "additionalProperties": False}
+    res = backend.complete_json(SYSTEM, USER, schema, max_tokens=64, timeout_s=120)
+    answer = json.loads(res.text)
+    jsonschema.validate(answer, schema)
+    # the fixed opening, two per confidence (`0` | `.` `8`), at most three per cited key
+    assert res.decode_calls <= 1 + 2 * len(codes) + 3 * len(answer["evidence"]), res.text
+    assert backend.complete_json(SYSTEM, USER, schema, max_tokens=64, timeout_s=120).text == res.text
+
+
+@needs_model
 def test_uncached_backend_gives_the_same_answer(backend):
     uncached = LlamaCppBackend(backend.path, model_id=backend.model_id, model_sha256=backend.model_sha256,
                                n_ctx=1024, seed=42, n_threads=backend.n_threads, cache_prefix=False)
