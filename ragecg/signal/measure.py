@@ -94,9 +94,28 @@ def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
     lm.s_amplitude_mv = round(s[3], 3) if s else 0.0
     lm.s_prime_amplitude_mv = round(s2[3], 3) if s2 else None
     last_r = r2 or r
-    lm.r_peak_time_ms = round(_ms(last_r[2], fs), 1) if last_r else None
+    lm.r_peak_time_ms = round(_ms(r_peak_index(y, last_r), fs), 1) if last_r else None
     lm.qrs_net_mv = round(float(np.max(y) + np.min(y)), 3)
     lm.qrs_notch_count = qrs_notch_count(y, has_r=r is not None)
+
+
+def r_peak_index(y: np.ndarray, wave: tuple[int, int, int, float]) -> int:
+    """Index of the R (or R') peak that ends the R wave: the LAST maximum of a notched R.
+
+    The R peak time is the time from the QRS onset to the onset of the intrinsicoid deflection, the
+    final downstroke of the R wave (Surawicz & Knilans, Chou's Electrocardiography in Clinical
+    Practice, 6th ed.; AHA/ACCF/HRS 2009 Part III uses it in V1 and V5-V6 for bundle branch block, whose
+    R waves are "broad, notched or slurred"). In an M-shaped (notched) R the downstroke starts at the
+    later maximum, not at the higher one. A maximum counts as a notch peak when it rises at least
+    MIN_WAVE_MV (IEC 60601-2-51 minimum wave, 30 uV) above the dip before it, as in qrs_notch_count.
+    """
+    start, end, peak, _ = wave
+    seg = y[start:end]
+    if seg.size < 3:
+        return peak
+    peaks, _ = find_peaks(seg, prominence=MIN_WAVE_MV)
+    later = [start + int(k) for k in peaks if start + int(k) > peak]
+    return later[-1] if later else peak
 
 
 def qrs_notch_count(y: np.ndarray, has_r: bool) -> int:
@@ -459,6 +478,11 @@ def _morphology(out: Measurements, bs):
         lm = LeadMeasurements()
         y = m[i] - ref[i]
         _qrs_lead(y[w_on:w_off + 1], fs, lm)
+        if lm.r_peak_time_ms is not None:
+            peak = w_on + int(round(lm.r_peak_time_ms * fs / 1000.0))
+            spread = _r_peak_time_spread_ms(bs, i, peak, timings, out.sampling_rate_hz)
+            if spread is not None:
+                out.uncertainty[f"r_peak_time_ms[{ld}]"] = spread
         for name, dt in (("st_j_mv", 0.0), ("st_j60_mv", 0.06), ("st_j80_mv", 0.08)):
             k = j + int(round(dt * fs))
             if k + 2 < n:
@@ -489,6 +513,9 @@ def _morphology(out: Measurements, bs):
     if need("qrs_axis_deg", ni, nf):
         out.qrs_axis_deg = _axis_deg(ni, nf)
         out.methods["qrs_axis_deg"] = "net QRS amplitude of I and aVF (hexaxial)"
+        spread = _axis_spread_deg(bs, w_on, w_off, out.qrs_axis_deg)
+        if spread is not None:
+            out.uncertainty["qrs_axis_deg"] = spread
     ti, tf = lead_val("I", "t_amplitude_mv"), lead_val("aVF", "t_amplitude_mv")
     if need("t_axis_deg", ti, tf):
         out.t_axis_deg = _axis_deg(ti, tf)
@@ -519,6 +546,45 @@ def _morphology(out: Measurements, bs):
     if not p_ok:
         b.p_on = b.p_peak = b.p_off = None
     return b
+
+
+R_PEAK_JITTER_S = 0.010          # each beat's R peak is looked for within +/-10 ms of the median beat's
+
+
+def _r_peak_time_spread_ms(bs, lead: int, peak: int, t, source_fs: float) -> float | None:
+    """Beat-to-beat spread of one lead's R peak time: on every dominant beat, the maximum within
+    +/-R_PEAK_JITTER_S of the median beat's R (R') peak `peak`, minus that beat's own QRS onset
+    (`beat_timings`, so that the onset's jitter counts too); robust SD (1.4826 x MAD), never below the
+    quantisation of the record's sampling (one period / sqrt(12)); None with fewer than
+    MIN_BEATS_FOR_SPREAD beats."""
+    if t is None or bs.beats.shape[0] < MIN_BEATS_FOR_SPREAD or t.qrs_on.size != bs.beats.shape[0]:
+        return None
+    h = int(round(R_PEAK_JITTER_S * bs.fs))
+    lo, hi = max(0, peak - h), min(bs.beats.shape[2], peak + h + 1)
+    seg = np.nan_to_num(bs.beats[:, lead, lo:hi], nan=-np.inf)
+    sd = robust_sd(lo + np.argmax(seg, axis=1) - t.qrs_on)
+    if sd is None:
+        return None
+    return round(max(_ms(sd, bs.fs), 1000.0 / source_fs / math.sqrt(12.0)), 1)
+
+
+def _axis_spread_deg(bs, on: int, off: int, axis: float | None) -> float | None:
+    """Beat-to-beat spread of the frontal QRS axis: the axis of every dominant beat (net QRS amplitude of
+    I and aVF inside the median beat's QRS, each beat's level just before the onset as reference), robust
+    SD (1.4826 x MAD, as for the intervals) of its angular difference from the median-beat axis; None
+    with fewer than MIN_BEATS_FOR_SPREAD beats or without I and aVF."""
+    if axis is None or "I" not in bs.leads or "aVF" not in bs.leads or bs.beats.shape[0] < MIN_BEATS_FOR_SPREAD:
+        return None
+    ref_lo = max(0, on - int(0.01 * bs.fs))
+    nets = []
+    for ld in ("I", "aVF"):
+        x = bs.beats[:, bs.leads.index(ld), :]
+        y = x[:, on:off + 1] - np.mean(x[:, ref_lo:on + 1], axis=1, keepdims=True)
+        nets.append(np.max(y, axis=1) + np.min(y, axis=1))
+    per_beat = [_axis_deg(float(a), float(b)) for a, b in zip(*nets) if np.isfinite(a) and np.isfinite(b)]
+    d = np.array([((v - axis + 180.0) % 360.0) - 180.0 for v in per_beat if v is not None])
+    sd = robust_sd(d)
+    return None if sd is None else round(sd, 1)
 
 
 # IEC 60601-2-25:2011 201.12.4.104: SD tolerance of the difference to the reference, ms. A value whose
