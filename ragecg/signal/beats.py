@@ -422,7 +422,12 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
     if on is not None and g_on is not None and used["qrs_on"]:
         on = int(round((on + g_on) / 2))
     if off is not None and g_off is not None and used["qrs_off"]:
-        off = int(round((off + g_off) / 2))
+        ends = [b[1] for b in per_lead if b[1] is not None]
+        late = sum(1 for e in ends if e >= off + ms(MIN_WAVE_GAP_S))
+        if late >= MIN_LEADS_FOR_MEDIAN and g_off > off:
+            off = g_off
+        else:
+            off = int(round((off + g_off) / 2))
     if on is None:
         on = max(0, fiducial - ms(0.06))
         notes["qrs_on"] = "QRS onset not found; 60 ms before the QRS peak assumed"

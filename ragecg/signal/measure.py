@@ -66,9 +66,36 @@ def _waves(y: np.ndarray, fs: float) -> list[tuple[int, int, int, float]]:
     return out
 
 
-def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
-    """Q, R, R', S, S' amplitudes, Q duration, R peak time from the QRS of one median beat."""
+def _terminal_waves(waves: list, y: np.ndarray, tail: np.ndarray) -> list:
+    """The waves with a positive deflection that runs into the end of the QRS window settled on the
+    signal after it (`tail`: up to the latest QRS end over the leads, `Boundaries.j_point`).
+
+    An R or R' wave has its peak inside the QRS (an upstroke and the downstroke of the intrinsicoid
+    deflection). A positive run still rising at the latest QRS end has no peak: it is the return of a QS
+    or S wave to an elevated ST segment (LBBB in V1-V3, ST elevation), not an R' - it is dropped. A run
+    that does peak before that end is an R' cut by the window: its peak and amplitude are taken there.
+    """
+    n = len(y)
+    out = []
+    for w in waves:
+        if w[3] <= 0 or w[1] < n:
+            out.append(w)
+            continue
+        ext = np.concatenate((y[w[0]:], tail))
+        stop = int(np.argmax(ext <= 0)) if np.any(ext <= 0) else len(ext)
+        k = int(np.argmax(ext[:stop]))
+        if k >= stop - 1 and stop == len(ext):
+            continue
+        out.append((w[0], w[0] + stop, w[0] + k, float(ext[k])))
+    return out
+
+
+def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements, tail: np.ndarray | None = None) -> None:
+    """Q, R, R', S, S' amplitudes, Q duration, R peak time from the QRS of one median beat (`tail`: the
+    signal after the QRS window up to the latest QRS end over the leads, see _terminal_waves)."""
     waves = _waves(y, fs)
+    if tail is not None:
+        waves = _terminal_waves(waves, y, tail)
     pos = [w for w in waves if w[3] > 0]
     r = r2 = q = s = s2 = None
     if pos:
@@ -94,7 +121,8 @@ def _qrs_lead(y: np.ndarray, fs: float, lm: LeadMeasurements) -> None:
     lm.s_amplitude_mv = round(s[3], 3) if s else 0.0
     lm.s_prime_amplitude_mv = round(s2[3], 3) if s2 else None
     last_r = r2 or r
-    lm.r_peak_time_ms = round(_ms(r_peak_index(y, last_r), fs), 1) if last_r else None
+    y_ext = y if tail is None else np.concatenate((y, tail))
+    lm.r_peak_time_ms = round(_ms(r_peak_index(y_ext, last_r), fs), 1) if last_r else None
     lm.qrs_net_mv = round(float(np.max(y) + np.min(y)), 3)
     lm.qrs_notch_count = qrs_notch_count(y, has_r=r is not None)
 
@@ -477,7 +505,7 @@ def _morphology(out: Measurements, bs):
     for i, ld in enumerate(bs.leads):
         lm = LeadMeasurements()
         y = m[i] - ref[i]
-        _qrs_lead(y[w_on:w_off + 1], fs, lm)
+        _qrs_lead(y[w_on:w_off + 1], fs, lm, tail=y[w_off + 1:max(w_off, j) + 1])
         if lm.r_peak_time_ms is not None:
             peak = w_on + int(round(lm.r_peak_time_ms * fs / 1000.0))
             spread = _r_peak_time_spread_ms(bs, i, peak, timings, out.sampling_rate_hz)
