@@ -417,7 +417,11 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
     # runs from the earliest onset to the latest end over simultaneous leads, CSE Working Party,
     # Willems et al. 1985 / AHA/ACCF/HRS 2009 Part I). On LUDB 1-100 (non-paced, design set) the
     # mean of the two had a smaller boundary error SD than either (onset 6.8 vs 6.5/8.2 ms, end 6.4 vs
-    # 8.0/7.4 ms) - see docs/benchmarks.md "Measurement".
+    # 8.0/7.4 ms) - see docs/benchmarks.md "Measurement". Except where a terminal wave is seen: when
+    # >= MIN_LEADS_FOR_MEDIAN leads end >= MIN_WAVE_GAP_S (12 ms, the shortest observable wave) after the
+    # median end, the global end is the spatial-velocity end (the latest end over the leads, not one
+    # lead's noise): averaging cut off the R' of V1 and the slurred S of I/V6 in RBBB (PTB-XL fold 9:
+    # 12 of 55 CRBBB records measured < 130 ms; LUDB 1-100, non-paced: +1.2 +/- 10.9 ms vs +0.3 +/- 10.7).
     on_leads, off_leads = on, off
     if on is not None and g_on is not None and used["qrs_on"]:
         on = int(round((on + g_on) / 2))
