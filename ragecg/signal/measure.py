@@ -502,15 +502,13 @@ def _morphology(out: Measurements, bs):
     # ST at the J point where no lead is still inside its QRS (a terminal R' or slurred S of one
     # lead must not be read as ST elevation): the later of the QRS end and the all-lead slope's end.
     j = b.j_point
+    r_peaks: dict[int, int] = {}
     for i, ld in enumerate(bs.leads):
         lm = LeadMeasurements()
         y = m[i] - ref[i]
         _qrs_lead(y[w_on:w_off + 1], fs, lm, tail=y[w_off + 1:max(w_off, j) + 1])
         if lm.r_peak_time_ms is not None:
-            peak = w_on + int(round(lm.r_peak_time_ms * fs / 1000.0))
-            spread = _r_peak_time_spread_ms(bs, i, peak, timings, out.sampling_rate_hz)
-            if spread is not None:
-                out.uncertainty[f"r_peak_time_ms[{ld}]"] = spread
+            r_peaks[i] = w_on + int(round(lm.r_peak_time_ms * fs / 1000.0))
         for name, dt in (("st_j_mv", 0.0), ("st_j60_mv", 0.06), ("st_j80_mv", 0.08)):
             k = j + int(round(dt * fs))
             if k + 2 < n:
@@ -526,6 +524,9 @@ def _morphology(out: Measurements, bs):
             k = int(np.argmax(np.abs(seg)))
             lm.p_amplitude_mv = round(float(seg[k]), 3) if abs(seg[k]) >= MIN_WAVE_MV else 0.0
         out.leads[ld] = lm
+
+    for i, spread in _r_peak_time_spreads_ms(bs, r_peaks, timings, out.sampling_rate_hz).items():
+        out.uncertainty[f"r_peak_time_ms[{bs.leads[i]}]"] = spread
 
     def lead_val(ld: str, key: str):
         lm = out.leads.get(ld)
@@ -579,21 +580,26 @@ def _morphology(out: Measurements, bs):
 R_PEAK_JITTER_S = 0.010          # each beat's R peak is looked for within +/-10 ms of the median beat's
 
 
-def _r_peak_time_spread_ms(bs, lead: int, peak: int, t, source_fs: float) -> float | None:
-    """Beat-to-beat spread of one lead's R peak time: on every dominant beat, the maximum within
-    +/-R_PEAK_JITTER_S of the median beat's R (R') peak `peak`, minus that beat's own QRS onset
+def _r_peak_time_spreads_ms(bs, peaks: dict[int, int], t, source_fs: float) -> dict[int, float]:
+    """Beat-to-beat spread of each lead's R peak time (lead row -> ms): on every dominant beat, the maximum
+    within +/-R_PEAK_JITTER_S of the median beat's R (R') peak `peaks[row]`, minus that beat's own QRS onset
     (`beat_timings`, so that the onset's jitter counts too); robust SD (1.4826 x MAD), never below the
-    quantisation of the record's sampling (one period / sqrt(12)); None with fewer than
+    quantisation of the record's sampling (one period / sqrt(12)); none with fewer than
     MIN_BEATS_FOR_SPREAD beats."""
-    if t is None or bs.beats.shape[0] < MIN_BEATS_FOR_SPREAD or t.qrs_on.size != bs.beats.shape[0]:
-        return None
+    x = bs.beats
+    if not peaks or t is None or x.shape[0] < MIN_BEATS_FOR_SPREAD or t.qrs_on.size != x.shape[0]:
+        return {}
     h = int(round(R_PEAK_JITTER_S * bs.fs))
-    lo, hi = max(0, peak - h), min(bs.beats.shape[2], peak + h + 1)
-    seg = np.nan_to_num(bs.beats[:, lead, lo:hi], nan=-np.inf)
-    sd = robust_sd(lo + np.argmax(seg, axis=1) - t.qrs_on)
-    if sd is None:
-        return None
-    return round(max(_ms(sd, bs.fs), 1000.0 / source_fs / math.sqrt(12.0)), 1)
+    rows = np.array(list(peaks))
+    idx = np.clip(np.array([peaks[r] for r in rows])[:, None] + np.arange(-h, h + 1)[None, :], 0, x.shape[2] - 1)
+    win = np.nan_to_num(x[:, rows[:, None], idx], nan=-np.inf)         # beats x leads x window
+    v = idx[np.arange(len(rows))[None, :], np.argmax(win, axis=2)] - t.qrs_on[:, None]
+    v = v[np.isfinite(t.qrs_on)]
+    if v.shape[0] < MIN_BEATS_FOR_SPREAD:
+        return {}
+    sd = 1.4826 * np.median(np.abs(v - np.median(v, axis=0)), axis=0)
+    floor = 1000.0 / source_fs / math.sqrt(12.0)
+    return {int(r): round(max(_ms(float(d), bs.fs), floor), 1) for r, d in zip(rows, sd)}
 
 
 def _axis_spread_deg(bs, on: int, off: int, axis: float | None) -> float | None:
