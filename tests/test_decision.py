@@ -235,3 +235,12 @@ def test_inferior_q_waves_are_read_in_right_bundle_branch_block_ptbxl_8348(data_
     codes = {c.code for c in r.diagnosis.codes}
     assert {"CRBBB", "IMI"} <= codes
     assert r.measurements.qrs_duration_ms >= 120
+
+
+def test_sinus_tachycardia_alone_is_an_otherwise_normal_ecg_ptbxl_8172(data_dir):
+    """PTB-XL 8172 (fold 9, labelled NORM and STACH), rate about 112 bpm: sinus tachycardia is a minor statement
+    ("sinus tachycardia, otherwise normal ECG"); the NORM rule's rate limit does not count it a second time."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 8172)), _resources())
+    assert r.measurements.heart_rate_bpm > 110
+    assert "STACH" in {c.code for c in r.diagnosis.codes}
+    assert r.diagnosis.category.name == "Otherwise normal ECG" and "NORM" in {c.code for c in r.diagnosis.codes}
