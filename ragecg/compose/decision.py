@@ -16,7 +16,8 @@ statement logic removes, and the overall category (Normal / Otherwise normal / B
   failed by more than its uncertainty; Borderline ECG when only borderline statements (or voltage alone,
   or limits that could not be measured) stand against normality — a value outside a normal limit by no
   more than its uncertainty is compatible with normal; Otherwise normal ECG when only
-  minor statements (sinus bradycardia/tachycardia, isolated premature complexes) are stated; Normal ECG
+  minor statements (sinus bradycardia/tachycardia, isolated premature complexes) are stated (a stated
+  sinus bradycardia/tachycardia is not counted a second time by the rate limits); Normal ECG
   when rhythm, rate, intervals, axis, voltages and repolarisation are all within normal limits.
   NORM is a chosen code exactly when the category is Normal or Otherwise normal ECG.
 """
