@@ -8,6 +8,9 @@ codes and GE 12SL's statements (PTB-XL+) on the same records:
 * per statement: sensitivity, specificity, F1 of ragecg and of 12SL
 * statements per record: ragecg (chosen; chosen + borderline) vs 12SL vs the cardiologists' labels
 * the overall categories ragecg printed, by NORM label
+* what keeps the records the cardiologists labelled NORM out of Normal / Otherwise normal ECG: the reasons
+  the category gives (definite abnormal statements, "borderline X", normal limits failed), counted over
+  those records, and the records with a single reason (rows of runs that record `category_because`)
 
 Usage (fold 9 is the validation fold; fold 10 is run once, by the coordinator):
     nice -n 10 python -m ragecg.cli evaluate --folds 9 --no-llm --no-retrieval --out RUN_DIR
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -114,6 +118,27 @@ def evaluate(run_dir: Path, common_with: Path | None = None) -> dict:
     norm = ["NORM" in t for t in truth]
     cats = Counter((("NORM" if n else "not NORM"), r.get("category")) for n, r in zip(norm, rows))
     out["categories"] = {f"{a} / {b}": v for (a, b), v in sorted(cats.items(), key=lambda kv: str(kv[0]))}
+    out["norm_misses"] = norm_misses(rows, norm)
+    return out
+
+
+def _reason(text: str) -> str:
+    """A category reason without the record's own value ("pr_interval_ms 212 (normal <= 200)" ->
+    "pr_interval_ms (normal <= 200)"), so that reasons can be counted."""
+    return re.sub(r" -?[\d.]+ \(", " (", text)
+
+
+def norm_misses(rows: list[dict], norm: list[bool]) -> dict | None:
+    """Reasons (Category.because) of the NORM-labelled records printed Borderline or Abnormal ECG."""
+    if not rows or any("category_because" not in r for r in rows):
+        return None
+    out: dict = {}
+    for cat in ("Abnormal ECG", "Borderline ECG"):
+        miss = [r for n, r in zip(norm, rows) if n and r.get("category") == cat]
+        reasons = [sorted({_reason(x) for x in r["category_because"]}) for r in miss]
+        out[cat] = {"records": len(miss),
+                    "reasons": dict(Counter(x for rs in reasons for x in rs).most_common(15)),
+                    "sole_reason": dict(Counter(rs[0] for rs in reasons if len(rs) == 1).most_common(10))}
     return out
 
 
@@ -140,6 +165,12 @@ def render(res: dict) -> str:
         L.append(f"| {code} | {a['n_pos']} | {a['sens']:.2f} / {a['spec']:.3f} / {a['f1']:.2f} | "
                  f"{b['sens']:.2f} / {b['spec']:.3f} / {b['f1']:.2f} |")
     L += ["", "| label / category | records |", "|---|---|"] + [f"| {k} | {v} |" for k, v in res["categories"].items()]
+    if res.get("norm_misses"):
+        L += ["", "NORM-labelled records not called (otherwise) normal: what the category gives as its reasons",
+              "", "| category | reason | records | as the only reason |", "|---|---|---|---|"]
+        for cat, v in res["norm_misses"].items():
+            L.append(f"| {cat} | (all) | {v['records']} | |")
+            L += [f"| | {k} | {n} | {v['sole_reason'].get(k, 0)} |" for k, n in v["reasons"].items()]
     return "\n".join(L)
 
 

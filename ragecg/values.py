@@ -341,6 +341,10 @@ class Rule(BaseModel):
     code: str
     match: Literal["all", "any"] = "all"
     conditions: list[Condition]
+    # same_leads: conditions of this ("all") rule over the same lead list must hold in the same leads (e.g. a
+    # Q wave >= 30 ms AND >= 0.1 mV deep in each of two contiguous leads, not a long Q in one lead and a deep
+    # one in another)
+    same_leads: bool = False
 
 
 class Codes(BaseModel):

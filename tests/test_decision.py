@@ -172,3 +172,75 @@ def test_af_found_on_most_fold9_af_records_including_those_with_early_narrow_bea
             called.add(i)
     assert 5293 in called
     assert len(called) >= 0.8 * len(ids)
+
+
+# ------------------------------------------------------------------ normal ECG and Q-wave infarction (issue 17)
+
+def _ptbxl(data_dir, ecg_id: int):
+    return data_dir / "ptbxl" / "records100" / f"{ecg_id // 1000 * 1000:05d}" / f"{ecg_id:05d}_lr.hea"
+
+
+def test_a_value_exactly_at_a_strict_threshold_is_not_past_it():
+    from ragecg.criteria.evaluate import score_value
+    from ragecg.values import Condition
+    strict = Condition(measure="p_duration_ms", op=">", value=120, source="x")
+    loose = Condition(measure="p_duration_ms", op=">=", value=120, source="x")
+    assert score_value(120.0, strict) < 0.5 <= score_value(120.0, loose)
+    assert score_value(122.0, strict) > 0.5
+    assert score_value(450.0, Condition(measure="qtc_framingham_ms", op="<", value=450, source="x")) < 0.5
+
+
+def test_q_wave_duration_and_depth_must_hold_in_the_same_leads():
+    from ragecg.criteria.evaluate import evaluate_rule
+    from ragecg.values import Condition, LeadMeasurements, Rule
+    leads = ["II", "III", "aVF"]
+    conds = [Condition(measure="q_duration_ms", leads=leads, min_leads=2, op=">=", value=30, source="x"),
+             Condition(measure="q_amplitude_mv", leads=leads, min_leads=2, op="<=", value=-0.1, source="x")]
+    rule = Rule(code="IMI", conditions=conds, same_leads=True)
+    # II: long but shallow Q; III: a Q wave; aVF: deep but short Q. Durations hold in II and III, depths in III and
+    # aVF: each condition alone is met in two leads, but only III has a Q wave.
+    split = Measurements(sampling_rate_hz=500, duration_s=10, leads={
+        "II": LeadMeasurements(q_duration_ms=40, q_amplitude_mv=-0.05),
+        "III": LeadMeasurements(q_duration_ms=40, q_amplitude_mv=-0.3),
+        "aVF": LeadMeasurements(q_duration_ms=10, q_amplitude_mv=-0.3)})
+    assert evaluate_rule(Rule(code="IMI", conditions=conds), split, None)[0] > 0.5
+    assert evaluate_rule(rule, split, None)[0] < 0.5
+    split.leads["aVF"].q_duration_ms = 36           # now III and aVF both have a Q wave
+    score, results = evaluate_rule(rule, split, None)
+    assert score > 0.5 and all(r.met and r.lead == "aVF" for r in results)
+
+
+def test_normal_ptbxl_216_with_p_wave_of_exactly_120_ms_is_a_normal_ecg(data_dir):
+    """PTB-XL 216 (fold 9, labelled NORM, sinus rhythm): P duration measures exactly 120 ms. "P > 120 ms"
+    (AHA 2009 Part V) is not met by it, so no (borderline) left atrial abnormality and a Normal ECG."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 216)), _resources())
+    assert r.measurements.p_duration_ms == 120.0
+    stated = {c.code for c in r.diagnosis.codes} | {c.code for c in r.diagnosis.borderline}
+    assert "LAO/LAE" not in stated
+    assert r.diagnosis.category.name == "Normal ECG" and "NORM" in {c.code for c in r.diagnosis.codes}
+
+
+def test_normal_ptbxl_151_has_no_q_wave_statement_from_two_different_leads(data_dir):
+    """PTB-XL 151 (fold 9, labelled NORM): Q waves of 30 ms in I and II are shallow (< 0.1 mV) and the deep ones
+    in V5-V6 are short (< 30 ms); no lead has a Q wave, so QWAVE is not stated, not even as borderline."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 151)), _resources())
+    stated = {c.code for c in r.diagnosis.codes} | {c.code for c in r.diagnosis.borderline}
+    assert not stated & {"QWAVE", "LMI", "IMI", "ILMI", "ALMI"}
+
+
+def test_inferior_q_waves_are_read_in_right_bundle_branch_block_ptbxl_8348(data_dir):
+    """PTB-XL 8348 (fold 9, labelled CRBBB, IMI, LAFB): complete RBBB (QRS >= 120 ms) with inferior Q waves. The
+    UDMI excludes Q-wave criteria only in LVH and LBBB; RBBB leaves the Q waves readable, so IMI is stated."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 8348)), _resources())
+    codes = {c.code for c in r.diagnosis.codes}
+    assert {"CRBBB", "IMI"} <= codes
+    assert r.measurements.qrs_duration_ms >= 120
+
+
+def test_sinus_tachycardia_alone_is_an_otherwise_normal_ecg_ptbxl_8172(data_dir):
+    """PTB-XL 8172 (fold 9, labelled NORM and STACH), rate about 112 bpm: sinus tachycardia is a minor statement
+    ("sinus tachycardia, otherwise normal ECG"); the NORM rule's rate limit does not count it a second time."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 8172)), _resources())
+    assert r.measurements.heart_rate_bpm > 110
+    assert "STACH" in {c.code for c in r.diagnosis.codes}
+    assert r.diagnosis.category.name == "Otherwise normal ECG" and "NORM" in {c.code for c in r.diagnosis.codes}

@@ -16,7 +16,8 @@ statement logic removes, and the overall category (Normal / Otherwise normal / B
   failed by more than its uncertainty; Borderline ECG when only borderline statements (or voltage alone,
   or limits that could not be measured) stand against normality — a value outside a normal limit by no
   more than its uncertainty is compatible with normal; Otherwise normal ECG when only
-  minor statements (sinus bradycardia/tachycardia, isolated premature complexes) are stated; Normal ECG
+  minor statements (sinus bradycardia/tachycardia, isolated premature complexes) are stated (a stated
+  sinus bradycardia/tachycardia is not counted a second time by the rate limits); Normal ECG
   when rhythm, rate, intervals, axis, voltages and repolarisation are all within normal limits.
   NORM is a chosen code exactly when the category is Normal or Otherwise normal ECG.
 """
@@ -146,12 +147,14 @@ def _fmt(v) -> str:
     return f"{float(v):.3g}" if isinstance(v, float) and abs(v) < 10 else f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def normal_limits(candidates: Candidates, m: Measurements | None) -> tuple[list[str], bool]:
+def normal_limits(candidates: Candidates, m: Measurements | None,
+                  rate_stated: bool = False) -> tuple[list[str], bool]:
     """The NORM rule's limits (rate, PR, QRS, QTc, axis, P present) that stand against a normal ECG:
     (findings, any failed beyond its uncertainty). A value outside a limit by no more than its uncertainty is
     compatible with normal and is not a finding; a limit whose value was not measured is one (normality
     cannot be shown). A median beat without a P wave does not count when a repeating P wave precedes most
-    beats (`p_wave_beat_fraction` >= 0.5, rhythm.py)."""
+    beats (`p_wave_beat_fraction` >= 0.5, rhythm.py). With `rate_stated` (sinus bradycardia or tachycardia is
+    stated) the rate limits are not findings: the rate statement says it, and it is a minor statement."""
     norm = next((c for c in candidates.candidates if c.code == "NORM"), None)
     if norm is None:
         return ["normal limits not evaluated"], False
@@ -161,6 +164,8 @@ def normal_limits(candidates: Candidates, m: Measurements | None) -> tuple[list[
         if r.met:
             continue
         key = r.evidence_key
+        if rate_stated and key == "heart_rate_bpm":
+            continue
         if r.value is None:
             findings.append(f"{key} not measured")
             continue
@@ -198,6 +203,10 @@ def categorise(definite: list[str], borderline: list[str], limits: list[str], li
     return Category(name="Normal ECG", because=[c for c in definite if c in normal])
 
 
+# The sinus rate statements (minor: "sinus tachycardia, otherwise normal ECG"): when one is stated, the rate limits of
+# the NORM rule are not counted again against normality (statement_logic.yaml minor_statements, mason2007).
+SINUS_RATE_STATEMENTS = ("SBRAD", "STACH")
+
 # Normal limits are adult limits. Children's rate, axis, intervals and voltages differ with age (Rijnbeek PR,
 # Witsenburg M, Schrama E, Hess J, Kors JA. New normal limits for the paediatric electrocardiogram. Eur Heart J
 # 2001;22:702-711, ages 0-16 years), so a child's ECG is not called normal against them.
@@ -223,7 +232,8 @@ def decide(candidates: Candidates, m: Measurements | None = None, logic: Stateme
         row = table.get("PACE", {})
         statements["PACE"] = Statement(code="PACE", description=row.get("description", "PACE"), status="definite")
     suppressed = apply_logic(statements, logic)
-    limits, beyond = normal_limits(candidates, m)
+    rate_stated = any(statements.get(c) is not None and statements[c].status == "definite" for c in SINUS_RATE_STATEMENTS)
+    limits, beyond = normal_limits(candidates, m, rate_stated)
     if age_years is not None and age_years < ADULT_AGE_YEARS:
         limits.append(f"age under {ADULT_AGE_YEARS:g} years: adult normal limits do not apply")
     kept = list(statements.values())

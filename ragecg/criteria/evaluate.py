@@ -7,8 +7,10 @@ past its threshold, divided by the measurement's tolerance scale, through a logi
 
 Default scales are the measurement tolerances of IEC 60601-2-25 for intervals (10 ms), a typical
 amplitude resolution for voltages (0.05 mV), 5 bpm for rates, 15 degrees for axes, 0.1 for ratios
-(see `UNIT_SCALES`). A condition over `leads` with `min_leads = k` takes the k-th highest per-lead
-score. A rule with `match: all` takes the minimum of its conditions (fuzzy AND), `match: any` the
+(see `UNIT_SCALES`). A value exactly at a strict threshold (">", "<") is not past it and scores just
+below 0.5. A condition over `leads` with `min_leads = k` takes the k-th highest per-lead
+score; in a rule with `same_leads`, the conditions over one lead list are combined per lead first (the
+lowest of their scores in that lead), so they must hold in the same k leads. A rule with `match: all` takes the minimum of its conditions (fuzzy AND), `match: any` the
 maximum. A code's score is the maximum over its rules. A code fires when its score >= 0.5, i.e.
 when the measured values are past every published threshold. A condition whose measurement is
 missing scores 0 (the finding is not supported), and the reason is kept.
@@ -25,6 +27,9 @@ from ragecg.values import (FIRE_THRESHOLD, Candidates, CodeCandidate, Condition,
 
 UNIT_SCALES = {"_ms": 10.0, "_mv": 0.05, "_bpm": 5.0, "_deg": 15.0}
 DEFAULT_SCALE = 0.1  # ratios and counts
+# "P > 120 ms" is not met by 120 ms: a value exactly at a strict threshold scores just under FIRE_THRESHOLD
+# (0.4999 stays under it after the 6-decimal rounding of the candidate scores)
+AT_STRICT_THRESHOLD = 0.4999
 
 
 def _scale_for(cond: Condition) -> float:
@@ -52,6 +57,8 @@ def score_value(value, cond: Condition) -> float | None:
         truth = {"==": bool(value) == bool(cond.value), "!=": bool(value) != bool(cond.value)}.get(cond.op)
         return None if truth is None else float(truth)
     v, t, scale = float(value), float(cond.value), _scale_for(cond)
+    if v == t and cond.op in (">", "<"):
+        return AT_STRICT_THRESHOLD
     if cond.op in (">", ">="):
         return _logistic((v - t) / scale)
     if cond.op in ("<", "<="):
@@ -86,8 +93,36 @@ def evaluate_condition(cond: Condition, m: Measurements, sex: str | None) -> Con
                            note=None if value is not None else "not measured")
 
 
+def _same_lead_results(conds: list[Condition], m: Measurements) -> list[ConditionResult]:
+    """Conditions over one lead list, met in the same leads: each lead scores the lowest of its conditions'
+    scores; the k-th best lead (k = min_leads) gives every condition's value and score."""
+    leads, k = conds[0].leads or [], min(max(conds[0].min_leads, 1), len(conds[0].leads or [1]))
+    per_lead = []
+    for lead in leads:
+        values = [m.get(f"{c.measure}[{lead}]") for c in conds]
+        scores = [score_value(v, c) for v, c in zip(values, conds)]
+        per_lead.append((min(0.0 if s is None else s for s in scores), lead, values, scores))
+    per_lead.sort(key=lambda t: -t[0])
+    met_leads = [ld for sc, ld, _, _ in per_lead if sc >= FIRE_THRESHOLD]
+    _, lead, values, scores = per_lead[k - 1]
+    return [ConditionResult(measure=c.measure, op=c.op, threshold=c.value, value=v, lead=lead, leads_met=met_leads,
+                            score=0.0 if s is None else s, met=(s or 0.0) >= FIRE_THRESHOLD, source=c.source,
+                            note=None if v is not None else "not measured")
+            for c, v, s in zip(conds, values, scores)]
+
+
 def evaluate_rule(rule: Rule, m: Measurements, sex: str | None) -> tuple[float, list[ConditionResult]]:
-    results = [r for c in rule.conditions if (r := evaluate_condition(c, m, sex)) is not None]
+    if rule.same_leads and rule.match == "all":
+        groups: dict[tuple, list[Condition]] = {}
+        for c in rule.conditions:
+            if c.leads and c.sex is None:
+                groups.setdefault((tuple(c.leads), c.min_leads), []).append(c)
+        joined = {id(c): r for conds in groups.values() if len(conds) > 1
+                  for c, r in zip(conds, _same_lead_results(conds, m))}
+        results = [joined[id(c)] if id(c) in joined else evaluate_condition(c, m, sex) for c in rule.conditions]
+        results = [r for r in results if r is not None]
+    else:
+        results = [r for c in rule.conditions if (r := evaluate_condition(c, m, sex)) is not None]
     if not results:
         return 0.0, []
     # Sex-specific alternatives for a record of unknown sex: keep the first of each measure/op pair.

@@ -63,6 +63,7 @@ def diagnose_item(item: dict, resources) -> dict:
                    codes=[c.code for c in d.codes],
                    borderline=[c.code for c in d.borderline],
                    category=d.category.name if d.category is not None else None,
+                   category_because=list(d.category.because) if d.category is not None else [],
                    scores={k: round(float(v), 6) for k, v in sorted(d.scores.items())},
                    criteria_scores={k: round(float(v), 6) for k, v in sorted(report.candidate_scores.items())},
                    timings_s={**report.timings_s, "read_s": round(read_s, 4)})
