@@ -72,15 +72,6 @@ def worker(ids: list[int], out: Path) -> None:
             fh.flush()
 
 
-def prf(pairs: list[tuple[set, set]]) -> tuple[float, float, float]:
-    tp = sum(len(p & y) for p, y in pairs)
-    fp = sum(len(p - y) for p, y in pairs)
-    fn = sum(len(y - p) for p, y in pairs)
-    prec = tp / (tp + fp) if tp + fp else 0.0
-    rec = tp / (tp + fn) if tp + fn else 0.0
-    return prec, rec, (2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, required=True, help="the baseline checkout (its ragecg/ is imported)")
@@ -96,6 +87,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(REPO))
+    from bench.llm import prf            # micro precision / recall / F1 of code sets, as bench/llm.py scores them
     from ragecg.app.eval.labels import load_database, load_statements, record_labels, task_definition
     from ragecg.settings import get_settings
     ptbxl = get_settings().data_dir / "ptbxl"
