@@ -109,6 +109,15 @@ def test_inferior_q_waves_fire_imi_only_with_narrow_qrs(kb_docs):
     assert "IMI" not in _fired(_m(**NORMAL, leads=one), kb_docs)   # one lead is not two contiguous
 
 
+def test_inferior_q_waves_with_a_wide_qrs_fire_imi_unless_it_is_lbbb_like(kb_docs):
+    q = {"q_duration_ms": 40, "q_amplitude_mv": -0.3}
+    wide = {**NORMAL, "qrs_duration_ms": 135}
+    ivcd = {"II": q, "III": q, "aVF": q, "V5": {"r_peak_time_ms": 45}, "V6": {"r_peak_time_ms": 50}}
+    assert "IMI" in _fired(_m(**wide, leads=ivcd), kb_docs)          # UDMI excludes only LVH and LBBB
+    lbbb = {**ivcd, "V5": {"r_peak_time_ms": 75}, "V6": {"r_peak_time_ms": 80}}
+    assert "IMI" not in _fired(_m(**wide, leads=lbbb), kb_docs)      # AHA 2009 Part III: RpT > 60 in V5 and V6
+
+
 def test_missing_measurement_does_not_fire_and_says_why(kb_docs):
     m = _m(**{**NORMAL, "qrs_duration_ms": None})
     cands = evaluate_criteria(m, kb_docs)
@@ -139,8 +148,10 @@ def test_bigeminy_and_trigeminy_need_three_cycles(kb_docs):
     assert "TRIGU" in tri and "BIGU" not in tri
 
 
-def test_sinus_arrhythmia_needs_p_waves_and_a_120_ms_nn_range(kb_docs):
+def test_sinus_arrhythmia_needs_p_waves_and_an_nn_range_above_160_ms(kb_docs):
     assert "SARRH" in _fired(_m(**{**NORMAL, "nn_range_ms": 180}), kb_docs)
+    # Between the MeSH 120 ms and Chou's 160 ms definitions: not printed (Chou's is the rule).
+    assert "SARRH" not in _fired(_m(**{**NORMAL, "nn_range_ms": 150}), kb_docs)
     assert "SARRH" not in _fired(_m(**{**NORMAL, "nn_range_ms": 90}), kb_docs)
     assert "SARRH" not in _fired(_m(**{**NORMAL, "nn_range_ms": 180, "p_present": False}), kb_docs)
 
