@@ -118,6 +118,19 @@ def test_inferior_q_waves_with_a_wide_qrs_fire_imi_unless_it_is_lbbb_like(kb_doc
     assert "IMI" not in _fired(_m(**wide, leads=lbbb), kb_docs)      # AHA 2009 Part III: RpT > 60 in V5 and V6
 
 
+def test_minnesota_major_q_in_one_inferior_lead_fires_imi(kb_docs):
+    lat = {"V5": {"r_peak_time_ms": 40}, "V6": {"r_peak_time_ms": 40}}
+    no_q = {"q_duration_ms": 0, "q_amplitude_mv": 0}
+    avf = {**lat, "II": no_q, "III": no_q, "aVF": {"q_duration_ms": 55, "q_amplitude_mv": -0.2}}
+    assert "IMI" in _fired(_m(**NORMAL, leads=avf), kb_docs)                  # Minnesota 1-1-5
+    shorter = {**avf, "aVF": {"q_duration_ms": 45, "q_amplitude_mv": -0.2}}
+    assert "IMI" not in _fired(_m(**NORMAL, leads=shorter), kb_docs)          # 1-2-5 (minor) only
+    shallow = {**avf, "aVF": {"q_duration_ms": 55, "q_amplitude_mv": -0.05}}
+    assert "IMI" not in _fired(_m(**NORMAL, leads=shallow), kb_docs)          # < 0.1 mV is not a Q wave
+    lbbb_like = {**avf, "V5": {"r_peak_time_ms": 70}, "V6": {"r_peak_time_ms": 75}}
+    assert "IMI" not in _fired(_m(**NORMAL, leads=lbbb_like), kb_docs)
+
+
 def test_missing_measurement_does_not_fire_and_says_why(kb_docs):
     m = _m(**{**NORMAL, "qrs_duration_ms": None})
     cands = evaluate_criteria(m, kb_docs)
