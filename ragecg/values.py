@@ -85,7 +85,8 @@ GLOBAL_KEYS = (
     "heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "beat_count",
     "premature_beat_count", "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms",
     "rr_irregularity", "nn_rmssd_ratio", "p_wave_beat_fraction",
-    "atrial_dominant_rate_bpm", "atrial_organization", "pause_count", "p_waves_per_qrs", "p_present",
+    "atrial_dominant_rate_bpm", "atrial_organization", "atrial_ventricular_rate_ratio", "pause_count",
+    "p_waves_per_qrs", "p_present",
     "p_duration_ms", "pr_interval_ms", "qrs_duration_ms", "qt_interval_ms",
     "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
     "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
@@ -121,6 +122,7 @@ class Measurements(BaseModel):
     p_wave_beat_fraction: float | None = None  # share of beats with the repeating P wave before them (rhythm.py)
     atrial_dominant_rate_bpm: float | None = None  # dominant frequency x 60 of the QRST-cancelled signal
     atrial_organization: float | None = None  # share of that signal's 3-12 Hz power at the peak (+ harmonic)
+    atrial_ventricular_rate_ratio: float | None = None  # atrial_dominant_rate_bpm / heart_rate_bpm (conduction ratio)
     pause_count: int | None = None           # RR > 2.0 s
     p_waves_per_qrs: float | None = None
     p_present: bool | None = None
@@ -195,6 +197,7 @@ MEASURE_WORDS = {
     "p_wave_beat_fraction": "share of beats preceded by the repeating P wave",
     "atrial_dominant_rate_bpm": "dominant atrial activity rate (flutter-wave frequency)",
     "atrial_organization": "organisation of atrial activity (share of power at its dominant frequency)",
+    "atrial_ventricular_rate_ratio": "atrial to ventricular rate ratio (atrioventricular conduction ratio)",
     "qrs_notch_count": "QRS notches (fragmented QRS)",
     "pause_count": "pauses", "p_waves_per_qrs": "P waves per QRS complex", "p_present": "P waves",
     "p_duration_ms": "P wave duration", "pr_interval_ms": "PR interval", "qrs_duration_ms": "QRS duration",

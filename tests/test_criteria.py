@@ -177,6 +177,22 @@ def test_atrial_flutter_needs_an_organised_atrial_rate_of_250_to_350(kb_docs):
     assert "AFLT" not in _fired(_m(**{**flutter, "atrial_organization": 0.3}), kb_docs)   # no rate reported
 
 
+def test_a_p_wave_at_a_fixed_pr_excludes_flutter_unless_the_conduction_ratio_is_2_to_1(kb_docs):
+    """Flutter waves replace P waves (2015 ACC/AHA/HRS SVT guideline): with a consistent P wave before every QRS
+    the organised atrial rate is flutter only when it is about twice the ventricular rate (2:1 flutter, the other
+    flutter wave hidden in the QRS or T wave: Goldberger); 3-5 times the rate is a harmonic of a sinus rhythm."""
+    organised = {"atrial_dominant_rate_bpm": 300, "atrial_organization": 0.8}
+    sinus = {**NORMAL, **organised, "heart_rate_bpm": 75, "atrial_ventricular_rate_ratio": 4.0}
+    assert "AFLT" not in _fired(_m(**sinus), kb_docs)
+    assert "AFLT" not in _fired(_m(**{**sinus, "heart_rate_bpm": 100, "atrial_ventricular_rate_ratio": 3.0}), kb_docs)
+    two_to_one = {**sinus, "heart_rate_bpm": 150, "atrial_ventricular_rate_ratio": 2.0}
+    assert "AFLT" in _fired(_m(**two_to_one), kb_docs)
+    # without a consistent P wave any conduction ratio (4:1 flutter, variable conduction)
+    assert "AFLT" in _fired(_m(**{**sinus, "p_present": False}), kb_docs)
+    # a P wave and no ratio (no heart rate) is not flutter
+    assert "AFLT" not in _fired(_m(**{**sinus, "atrial_ventricular_rate_ratio": None}), kb_docs)
+
+
 def test_fragmented_qrs_needs_two_leads_of_one_territory_and_a_narrow_qrs(kb_docs):
     notch, plain = {"qrs_notch_count": 1}, {"qrs_notch_count": 0}
     inferior = {"II": notch, "III": plain, "aVF": notch, "V2": plain}

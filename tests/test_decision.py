@@ -244,3 +244,32 @@ def test_sinus_tachycardia_alone_is_an_otherwise_normal_ecg_ptbxl_8172(data_dir)
     assert r.measurements.heart_rate_bpm > 110
     assert "STACH" in {c.code for c in r.diagnosis.codes}
     assert r.diagnosis.category.name == "Otherwise normal ECG" and "NORM" in {c.code for c in r.diagnosis.codes}
+
+
+# ------------------------------------------------------------------ atrial flutter (issue 17)
+
+def test_flutter_not_stated_on_sinus_rhythm_whose_atrial_rate_is_a_harmonic_of_the_heart_rate(data_dir):
+    """PTB-XL 17939 (fold 9, labelled SR and 1AVB): a P wave before every QRS at a fixed PR and a dominant atrial
+    frequency of 300/min at a heart rate of 95 bpm (ratio 3.2: the third harmonic of the ventricular cycle). The
+    first flutter rule stated AFLT on it; a consistent P wave excludes flutter unless the ratio is 2:1.
+    PTB-XL 20 (fold 9, labelled AFLT): 2:1 flutter, the conducted flutter wave passes for a P wave at a fixed PR,
+    atrial rate twice the heart rate: AFLT stays stated and no sinus rhythm."""
+    res = _resources()
+    sinus = measure_ecg(read_record(_ptbxl(data_dir, 17939)))
+    assert sinus.p_present is True and sinus.atrial_ventricular_rate_ratio >= 3
+    assert 250 <= sinus.atrial_dominant_rate_bpm <= 350
+    d = decide(evaluate_criteria(sinus, res.docs), sinus, res.logic, res.docs)
+    assert "AFLT" not in d.definite() and "SR" in d.definite()
+    flutter = measure_ecg(read_record(_ptbxl(data_dir, 20)))
+    assert flutter.p_present is True and flutter.atrial_ventricular_rate_ratio < 2.5
+    d = decide(evaluate_criteria(flutter, res.docs), flutter, res.logic, res.docs)
+    assert "AFLT" in d.definite() and "SR" not in d.definite()
+
+
+def test_flutter_on_ludb_flutter_records_and_not_on_ludb_17_sinus(data_dir):
+    """LUDB 35 (typical flutter, 2:1 and 4:1 conduction, P-like wave at a fixed PR) and 52 (typical flutter, 4:1,
+    no P wave) are stated AFLT; LUDB 17 (sinus rhythm, atrial spectral peak at 3.5 x the heart rate) is not."""
+    res = _resources()
+    for n, want in ((35, True), (52, True), (17, False)):
+        m = measure_ecg(read_record(data_dir / "ludb" / "data" / f"{n}.hea"))
+        assert (evaluate_criteria(m, res.docs).scores.get("AFLT", 0.0) >= 0.5) == want, n

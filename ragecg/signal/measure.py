@@ -244,8 +244,8 @@ def analyse_ecg(ecg: Ecg, usable_leads: list[str] | None = None) -> BeatAnalysis
 
 RHYTHM_KEYS = ("heart_rate_bpm", "rr_mean_ms", "rr_sd_ms", "rr_cv", "rr_min_ms", "rr_max_ms", "premature_beat_count",
                "pvc_count", "pac_count", "bigeminy_cycles", "trigeminy_cycles", "nn_range_ms", "pause_count",
-               "atrial_dominant_rate_bpm", "atrial_organization", "rr_irregularity", "nn_rmssd_ratio",
-               "p_wave_beat_fraction")
+               "atrial_dominant_rate_bpm", "atrial_organization", "atrial_ventricular_rate_ratio", "rr_irregularity",
+               "nn_rmssd_ratio", "p_wave_beat_fraction")
 MORPHOLOGY_KEYS = ("p_waves_per_qrs", "p_present", "p_duration_ms", "pr_interval_ms", "qrs_duration_ms",
                    "qt_interval_ms", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms",
                    "p_axis_deg", "qrs_axis_deg", "t_axis_deg", "sokolow_lyon_mv", "cornell_voltage_mv",
@@ -320,7 +320,7 @@ def _premature_beats(out: Measurements, bs) -> rhythm.BeatClasses:
         out.not_measurable["nn_range_ms"] = f"fewer than {rhythm.MIN_NN_INTERVALS} NN intervals"
     a = rhythm.atrial_activity(bs)
     if a is None:
-        for k in ("atrial_dominant_rate_bpm", "atrial_organization"):
+        for k in ("atrial_dominant_rate_bpm", "atrial_organization", "atrial_ventricular_rate_ratio"):
             out.not_measurable[k] = (f"record shorter than {rhythm.MIN_ATRIAL_SIGNAL_S:g} s or none of "
                                      f"{', '.join(rhythm.ATRIAL_LEADS)} usable")
         return c
@@ -331,9 +331,13 @@ def _premature_beats(out: Measurements, bs) -> rhythm.BeatClasses:
     if a.organization >= rhythm.DOMINANT_SHARE:
         out.atrial_dominant_rate_bpm = round(a.rate_bpm, 1)
         out.methods["atrial_dominant_rate_bpm"] = how + "; peak frequency x 60"
+        # atrial waves per QRS: the conduction ratio of a flutter (2:1, 4:1) when the atrial rate is real
+        out.atrial_ventricular_rate_ratio = round(a.rate_bpm / out.heart_rate_bpm, 2)
+        out.methods["atrial_ventricular_rate_ratio"] = "atrial_dominant_rate_bpm / heart_rate_bpm"
     else:
         out.not_measurable["atrial_dominant_rate_bpm"] = (f"no dominant atrial frequency (organisation "
                                                           f"{a.organization:.2f} < {rhythm.DOMINANT_SHARE})")
+        out.not_measurable["atrial_ventricular_rate_ratio"] = out.not_measurable["atrial_dominant_rate_bpm"]
     return c
 
 
