@@ -20,15 +20,13 @@ import random
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fold9 import fold9_setup  # noqa: E402
 from ragecg.criteria.evaluate import evaluate_criteria  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.knowledge.documents import load_documents  # noqa: E402
 from ragecg.reading.record import read_record  # noqa: E402
-from ragecg.settings import get_settings  # noqa: E402
 from ragecg.signal import rhythm  # noqa: E402
 from ragecg.signal.measure import analyse_ecg  # noqa: E402
 from ragecg.values import Ecg  # noqa: E402
@@ -70,12 +68,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--norm", type=int, default=300)
     args = ap.parse_args()
-    print("command: python " + " ".join(sys.argv), file=sys.stderr)
-    settings = get_settings()
-    docs = load_documents(list(settings.knowledge_dirs))
-    ptb = settings.data_dir / "ptbxl"
-    db = pd.read_csv(ptb / "ptbxl_database.csv", index_col=0)
-    db = db[db.strat_fold == 9]
+    docs, ptb, db = fold9_setup()
     labels = db.scp_codes.apply(ast.literal_eval)
     picked = [i for i in db.index if group_of(set(labels[i])) != "NORM sample"]
     norm = [i for i in db.index if "NORM" in labels[i] and group_of(set(labels[i])) == "NORM sample"]
@@ -89,7 +82,7 @@ def main() -> None:
         except RagecgError as e:
             r = {"refused": type(e).__name__}
         rows.append({"id": f"ptbxl-{i}", "group": group_of(lab), "labels": sorted(lab), **r})
-    mit = read_record(settings.data_dir / "mitdb" / "100.hea")
+    mit = read_record(ptb.parent / "mitdb" / "100.hea")
     fs = mit.sampling_rate_hz
     for minute in range(int(mit.duration_s // 60)):
         lo, hi = int(minute * 60 * fs), int((minute * 60 + 10) * fs)

@@ -15,15 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fold9 import fold9_setup  # noqa: E402
 from ragecg.criteria.evaluate import evaluate_criteria  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.knowledge.documents import load_documents  # noqa: E402
 from ragecg.reading.record import read_record  # noqa: E402
-from ragecg.settings import get_settings  # noqa: E402
 from ragecg.signal.measure import analyse_ecg  # noqa: E402
 
 KEYS = ("heart_rate_bpm", "atrial_dominant_rate_bpm", "atrial_organization", "atrial_ventricular_rate_ratio",
@@ -42,12 +40,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    print("command: python " + " ".join(sys.argv), file=sys.stderr)
-    settings = get_settings()
-    docs = load_documents(list(settings.knowledge_dirs))
-    ptb = settings.data_dir / "ptbxl"
-    db = pd.read_csv(ptb / "ptbxl_database.csv", index_col=0)
-    db = db[db.strat_fold == 9]
+    docs, ptb, db = fold9_setup()
     rows = []
     for i in db.index:
         labels = set(ast.literal_eval(db.loc[i, "scp_codes"]))
