@@ -216,3 +216,18 @@ def test_deep_lateral_q_waves_with_a_narrow_qrs_fire_septal_hypertrophy(kb_docs)
     assert "SEHYP" not in _fired(_m(**{**NORMAL, "qrs_duration_ms": 150}, leads={"I": deep, "aVL": deep}), kb_docs)
     shallow = {"q_amplitude_mv": -0.1, "q_duration_ms": 20}
     assert "SEHYP" not in _fired(_m(**NORMAL, leads={"I": shallow, "aVL": shallow}), kb_docs)
+
+
+def test_left_atrial_abnormality_uses_lead_ii_p_duration(kb_docs):
+    """AHA 2009 Part V: P duration > 120 ms in lead II. The global (multi-lead) P duration does not decide it;
+    without lead II (a reduced-lead recording) the criterion is not evaluated and the statement not made."""
+    wide_ii = {"II": {"p_duration_ms": 130}}
+    assert "LAO/LAE" in _fired(_m(**{**NORMAL, "p_duration_ms": 110}, leads=wide_ii), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 140}, leads={"II": {"p_duration_ms": 110}}), kb_docs)
+    no_ii = _m(**{**NORMAL, "p_duration_ms": 140}, leads={"I": {"p_duration_ms": 135}, "V1": {"p_duration_ms": 135}})
+    cand = next(c for c in evaluate_criteria(no_ii, kb_docs).candidates if c.code == "LAO/LAE")
+    assert not cand.fired
+    res = next(r for r in cand.conditions if r.measure == "p_duration_ms")
+    assert res.lead == "II" and res.value is None and res.note == "not measured"
+    # no P wave (AF): no left atrial abnormality whatever the value
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_present": False}, leads=wide_ii), kb_docs)
