@@ -2,6 +2,7 @@
 
     python bench/ludb_p_lead.py                  # records 1-100
     python bench/ludb_p_lead.py --lead V1 --last 20
+    python bench/ludb_p_lead.py --decimate 5     # the records at 100 Hz (PTB-XL's rate), same reference
 
 Reference: in the lead's own annotation file (LUDB `.ii`), every P wave with an annotated onset and
 offset gives offset - onset; the record's reference is the median over its P waves (records without
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ludb import lead_waves  # noqa: E402
+from bench.ludb import decimate_ecg, lead_waves  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
 from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
@@ -52,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--first", type=int, default=1)
     ap.add_argument("--last", type=int, default=100)
     ap.add_argument("--lead", default="II")
+    ap.add_argument("--decimate", type=int, default=1, help="measure the record decimated by this factor")
     args = ap.parse_args(argv)
     data = (args.data_dir or get_settings().data_dir) / "ludb" / "data"
     lead, ext = args.lead, args.lead.lower()
@@ -60,6 +62,8 @@ def main(argv=None) -> int:
         rec = data / str(n)
         ecg = read_record(rec.with_suffix(".hea"))
         ref = reference_p_ms(rec, ext, ecg.sampling_rate_hz)
+        if args.decimate > 1:
+            ecg = decimate_ecg(ecg, args.decimate)
         try:
             m = analyse_ecg(ecg).measurements
             lm = m.leads.get(lead)
@@ -74,7 +78,7 @@ def main(argv=None) -> int:
     e_glob = [r[3] - r[1] for r in with_ref if r[3] is not None]
     both = [r for r in with_ref if r[2] is not None and r[3] is not None]
     unc = [r[4] for r in with_ref if r[4] is not None]
-    print(f"LUDB records {args.first}-{args.last}: {len(with_ref)} with an annotated P wave in {lead} "
+    print(f"LUDB records {args.first}-{args.last} (measured at {500 // args.decimate} Hz): {len(with_ref)} with an annotated P wave in {lead} "
           f"(reference median {np.median([r[1] for r in with_ref]):.0f} ms)")
     print(f"| value vs the cardiologists' {lead} P duration | n | error, ms (mean ± SD) |")
     print("|---|---|---|")
@@ -89,6 +93,13 @@ def main(argv=None) -> int:
     print(f"> {LAE_P_MS:g} ms: reference {sum(1 for r in with_ref if r[1] > LAE_P_MS)}, "
           f"{lead} {sum(1 for r in with_ref if r[2] is not None and r[2] > LAE_P_MS)}, "
           f"global {sum(1 for r in with_ref if r[3] is not None and r[3] > LAE_P_MS)} (of {len(with_ref)})")
+    for name, k in ((lead, 2), ("global", 3)):
+        pairs = [(r[k] > LAE_P_MS, r[1] > LAE_P_MS) for r in both]
+        tp = sum(1 for p, y in pairs if p and y)
+        tn = sum(1 for p, y in pairs if not p and not y)
+        print(f"{name} > {LAE_P_MS:g} ms vs the reference > {LAE_P_MS:g} ms (records with both values, n {len(both)}): "
+              f"agree {tp + tn}, sensitivity {tp}/{sum(1 for _, y in pairs if y)}, "
+              f"specificity {tn}/{sum(1 for _, y in pairs if not y)}")
     return 0
 
 

@@ -568,6 +568,10 @@ def _morphology(out: Measurements, bs):
             bounds = _lead_p_bounds(bs, b, i)
             if bounds is not None:
                 lm.p_duration_ms = round(_ms(bounds[1] - bounds[0], fs), 1)
+            else:
+                out.not_measurable[f"p_duration_ms[{ld}]"] = (
+                    f"no P wave of >= {MIN_WAVE_MV * 1000:g} uV above the single-beat noise with its own onset and "
+                    "end in this lead")
         out.leads[ld] = lm
     if p_ok and timings is not None:
         _lead_p_uncertainty(out, bs, b, timings)
