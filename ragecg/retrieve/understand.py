@@ -344,14 +344,7 @@ def _interpret(measure: str, kind: str, v: float, unit: str, leads: list[str], t
         note = (note + "; " if note else "") + "QTc formula not stated: every formula"
     else:
         measures = [measure]
-    if measure == "p_duration_ms":
-        # a P duration is both a global value and a lead's own: in the leads named, else the global value
-        # and lead II's (the lead of the published P-duration criteria, AHA/ACCF/HRS 2009 Part V)
-        if leads:
-            return [ParsedValue(measure, round(v, 4), text, list(leads), note)]
-        return [ParsedValue(measure, round(v, 4), text, [], note),
-                ParsedValue(measure, round(v, 4), text, ["II"], (note + "; " if note else "") + "no lead named: lead II")]
-    per_lead = measure in _PER_LEAD or measures[0] in LeadMeasurements.model_fields
+    per_lead = measure in _PER_LEAD or measures[0] in LeadMeasurements.model_fields and measure != "p_duration_ms"
     use_leads: list[str] = []
     if per_lead and measures[0] in LeadMeasurements.model_fields:
         use_leads = leads or list(STANDARD_LEADS)
