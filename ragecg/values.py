@@ -65,6 +65,7 @@ class LeadMeasurements(BaseModel):
     """Per-lead amplitudes (mV) and durations (ms), measured on the lead's median beat."""
 
     p_amplitude_mv: float | None = None
+    p_duration_ms: float | None = None       # this lead's own P onset to P end (lead II: AHA 2009 Part V's lead)
     q_amplitude_mv: float | None = None      # negative deflection before R (<= 0), 0 when no Q
     q_duration_ms: float | None = None
     r_amplitude_mv: float | None = None      # >= 0

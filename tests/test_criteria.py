@@ -216,3 +216,26 @@ def test_deep_lateral_q_waves_with_a_narrow_qrs_fire_septal_hypertrophy(kb_docs)
     assert "SEHYP" not in _fired(_m(**{**NORMAL, "qrs_duration_ms": 150}, leads={"I": deep, "aVL": deep}), kb_docs)
     shallow = {"q_amplitude_mv": -0.1, "q_duration_ms": 20}
     assert "SEHYP" not in _fired(_m(**NORMAL, leads={"I": shallow, "aVL": shallow}), kb_docs)
+
+
+
+def test_left_atrial_abnormality_needs_a_p_wave_longer_than_120_ms(kb_docs):
+    """AHA 2009 Part V: P duration > 120 ms (the global P duration: a rule on lead II's own P duration was tried
+    on fold 9 and not kept, docs/benchmarks.md "Lead II P duration"); no P wave (AF): no left atrial abnormality."""
+    assert "LAO/LAE" in _fired(_m(**{**NORMAL, "p_duration_ms": 130}), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 120}), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_present": False, "p_duration_ms": 130}), kb_docs)
+
+
+def test_a_p_duration_condition_may_name_a_lead():
+    """`p_duration_ms` is a global value and a lead's own (LeadMeasurements): a criterion on lead II's P duration
+    (the lead of AHA 2009 Part V's statement) is a valid condition, and is not evaluated without lead II."""
+    from ragecg.criteria.evaluate import evaluate_condition
+    from ragecg.knowledge.documents import _condition_problems
+    from ragecg.values import Condition
+    cond = Condition(measure="p_duration_ms", leads=["II"], op=">", value=120, source="aha2009-part5")
+    assert _condition_problems(cond, {"aha2009-part5"}) == []
+    assert _condition_problems(Condition(measure="p_duration_ms", op=">", value=120, source="x"), {"x"}) == []
+    assert evaluate_condition(cond, _m(leads={"II": {"p_duration_ms": 130}}), None).met
+    missing = evaluate_condition(cond, _m(p_duration_ms=140, leads={"I": {"p_duration_ms": 135}}), None)
+    assert not missing.met and missing.value is None and missing.note == "not measured"

@@ -21,7 +21,7 @@ from ragecg.values import STANDARD_LEADS
 from ragecg.reading.record import read_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from ludb import reference_beats, reference_values  # noqa: E402
+from ludb import lead_waves, reference_beats, reference_values  # noqa: E402
 
 # Sinus, non-paced development records (LUDB 1-100; ludb.csv rhythm "Sinus ...", no pacing)
 SINUS_RECORDS = (1, 2, 3, 4, 5, 6, 7, 9, 11)
@@ -174,6 +174,21 @@ def test_intervals_carry_their_beat_to_beat_uncertainty(data_dir):
             if tol is not None:
                 assert (key in m.uncertain) == (spread > tol), (n, key)
     assert "pr_interval_ms" in measure_ecg(_ludb(data_dir, 1)).uncertainty
+
+
+def test_lead_ii_p_duration_follows_the_cardiologists_lead_ii_p_wave(data_dir):
+    """LUDB 1, 5 (short P) and 18, 23 (P > 120 ms in lead II by the cardiologists): lead II's own P duration
+    is within the IEC 60601-2-25 P-duration tolerance (10 ms mean + 15 ms SD) of the lead II annotation,
+    carries its beat-to-beat spread, and is on the same side of AHA 2009 Part V's 120 ms."""
+    for n in (1, 5, 18, 23):
+        m = measure_ecg(_ludb(data_dir, n))
+        ref = float(np.median([(off - on) * 2.0 for kind, on, _, off in
+                               lead_waves(data_dir / "ludb" / "data" / str(n), "ii")
+                               if kind == "p" and on is not None and off is not None]))
+        got = m.leads["II"].p_duration_ms
+        assert got is not None and abs(got - ref) <= TOLERANCE_MS["p_duration_ms"], (n, got, ref)
+        assert (got > 120) == (ref > 120), (n, got, ref)
+        assert m.uncertainty["p_duration_ms[II]"] > 0 and "p_duration_ms[II]" in m.flat()
 
 
 def test_measurement_is_deterministic(data_dir):

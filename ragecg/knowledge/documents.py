@@ -180,7 +180,7 @@ def _condition_problems(cond: Condition, source_ids: set[str]) -> list[str]:
         out.append(f"{where} is not a measurement key of ragecg.measure")
     elif cond.measure in LEAD_KEYS and cond.measure not in GLOBAL_KEYS and not cond.leads:
         out.append(f"{where} is per lead and needs `leads: [...]`")
-    elif cond.measure in GLOBAL_KEYS and cond.leads:
+    elif cond.measure in GLOBAL_KEYS and cond.measure not in LEAD_KEYS and cond.leads:
         out.append(f"{where} is a global value and takes no `leads`")
     if cond.leads is not None:
         if not cond.leads:

@@ -124,8 +124,8 @@ def format_number(v, unit: str = "", nd: int = 0) -> str:
 _INTERVAL_ROWS = [
     ("Heart rate", "heart_rate_bpm", "bpm", 0), ("RR mean", "rr_mean_ms", "ms", 0),
     ("RR variability (CV)", "rr_cv", "", 3), ("P waves present", "p_present", "", 0),
-    ("P duration", "p_duration_ms", "ms", 0), ("PR interval", "pr_interval_ms", "ms", 0),
-    ("QRS duration", "qrs_duration_ms", "ms", 0), ("QT interval", "qt_interval_ms", "ms", 0),
+    ("P duration", "p_duration_ms", "ms", 0), ("P duration, lead II", "p_duration_ms[II]", "ms", 0),
+    ("PR interval", "pr_interval_ms", "ms", 0), ("QRS duration", "qrs_duration_ms", "ms", 0), ("QT interval", "qt_interval_ms", "ms", 0),
     ("QTc (Bazett)", "qtc_bazett_ms", "ms", 0), ("QTc (Fridericia)", "qtc_fridericia_ms", "ms", 0),
     ("P axis", "p_axis_deg", "°", 0), ("QRS axis", "qrs_axis_deg", "°", 0), ("T axis", "t_axis_deg", "°", 0),
     ("Sokolow-Lyon voltage", "sokolow_lyon_mv", "mV", 2), ("Cornell voltage", "cornell_voltage_mv", "mV", 2),
@@ -135,7 +135,7 @@ _INTERVAL_ROWS = [
 def measurement_rows(m: Measurements) -> list[tuple[str, str, str]]:
     rows = []
     for label, key, unit, nd in _INTERVAL_ROWS:
-        v = getattr(m, key, None)
+        v = m.get(key)
         text = format_number(v, unit, nd)
         if v is not None and key in m.uncertainty:     # beat-to-beat spread (robust SD over the beats)
             text = f"{v:.{nd}f} ± {m.uncertainty[key]:.{nd}f}{(' ' + unit) if unit else ''}"

@@ -252,6 +252,11 @@ class Boundaries:
     leads_used: dict[str, int]      # boundary -> number of leads whose median gave it (0: spatial slope)
     qrs_on_leads: int | None = None   # QRS window of the per-lead wave measurements (Q, R, S, ST reference):
     qrs_off_leads: int | None = None  # the median over leads alone (None: same as qrs_on / qrs_off)
+    # each lead's own P wave (rows of the median beats; None where that lead's boundary was not found):
+    # the per-lead boundaries whose median over leads gives p_on / p_off
+    p_on_by_lead: list[int | None] | None = None
+    p_peak_by_lead: list[int] | None = None
+    p_off_by_lead: list[int | None] | None = None
 
 
 def _lowpass_rows(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
@@ -374,24 +379,38 @@ def _p_peak(slow: np.ndarray, lo: int, hi: int) -> tuple[int, np.ndarray]:
     return lo + int(np.argmax(np.sum(dev ** 2, axis=0))), dev
 
 
-def _p_wave(slow, wpt, sv_pt, lo: int, hi: int, fs: float) -> tuple[int | None, int | None, int | None, int, int]:
-    """P onset, peak, offset (global) in [lo, hi); numbers of leads behind onset and offset."""
+@dataclass
+class _PWave:
+    on: int | None
+    peak: int | None
+    off: int | None
+    n_on: int
+    n_off: int
+    lead_on: list[int | None] | None = None
+    lead_peak: list[int] | None = None
+    lead_off: list[int | None] | None = None
+
+
+def _p_wave(slow, wpt, sv_pt, lo: int, hi: int, fs: float) -> _PWave:
+    """P onset, peak, offset (global) in [lo, hi); numbers of leads behind onset and offset; each lead's
+    own onset, peak and offset (the per-lead wavelet boundaries, Martinez et al. 2004, single-lead rules)."""
     if hi - lo <= int(0.04 * fs):
-        return None, None, None, 0, 0
+        return _PWave(None, None, None, 0, 0)
     flank = int(round(P_FLANK_S * fs))
     peak, dev = _p_peak(slow, lo, hi)
     g_on, g_off = _wave_bounds(sv_pt, peak, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
-    ons, offs = [], []
+    ons, offs, pks = [], [], []
     for i in range(slow.shape[0]):
         pk = lo + int(np.argmax(np.abs(dev[i])))
         a, b = _wave_bounds(wpt[i], pk, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
         ons.append(a)
         offs.append(b)
+        pks.append(pk)
     on, n_on = _median_or(ons, g_on)
     off, n_off = _median_or(offs, g_off)
     if on is not None and off is not None and off <= on:
-        return None, peak, None, 0, 0
-    return on, peak, off, n_on, n_off
+        return _PWave(None, peak, None, 0, 0)
+    return _PWave(on, peak, off, n_on, n_off, ons, pks, offs)
 
 
 def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Boundaries:
@@ -446,7 +465,8 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
     # P (first pass): up to MAX_PR_S before the QRS onset, at most 45 % of the RR back.
     p_hi = on - ms(0.01)
     p_lo = max(1, on - min(ms(MAX_PR_S), int(0.45 * rr)))
-    p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+    pw = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+    p_on, p_off, used["p_on"], used["p_off"] = pw.on, pw.off, pw.n_on, pw.n_off
 
     # T: from J+80 ms to the next beat's P onset (this beat's P onset + RR; without a P wave, the next
     # QRS onset minus MIN_PR_S), at most MAX_QT_S after the QRS peak.
@@ -479,13 +499,15 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
     # P (second pass) when the previous beat's T wave reaches into the P search window.
     if t_off is not None and t_off - rr + ms(0.02) > p_lo:
         p_lo = t_off - rr + ms(0.02)
-        p_on, p_peak, p_off, used["p_on"], used["p_off"] = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+        pw = _p_wave(slow, wpt, sv_pt, p_lo, p_hi, fs)
+        p_on, p_off, used["p_on"], used["p_off"] = pw.on, pw.off, pw.n_on, pw.n_off
     off_med = off_leads if off_leads is not None else off
     j_point = max(off_med, g_off) if g_off is not None else off_med
     return Boundaries(qrs_on=on, qrs_off=off, j_point=j_point, t_on=t_on, t_peak=t_peak, t_off=t_off,
-                      p_on=p_on, p_peak=p_peak, p_off=p_off, notes=notes, leads_used=used,
+                      p_on=p_on, p_peak=pw.peak, p_off=p_off, notes=notes, leads_used=used,
                       qrs_on_leads=on_leads if on_leads is not None else on,
-                      qrs_off_leads=off_leads if off_leads is not None else off)
+                      qrs_off_leads=off_leads if off_leads is not None else off,
+                      p_on_by_lead=pw.lead_on, p_peak_by_lead=pw.lead_peak, p_off_by_lead=pw.lead_off)
 
 
 # --------------------------------------------------------------------------------------------
@@ -648,6 +670,34 @@ def beat_timings(bs: BeatSet, b: Boundaries) -> BeatTimings | None:
                 a, e = _wave_bounds(sv_pt[i], b.p_peak + k, p_lo, p_hi, flank_p, P_ON_FRACTION, P_OFF_FRACTION)
                 out.p_on[i] = np.nan if a is None else a
                 out.p_off[i] = np.nan if e is None else e
+    return out
+
+
+def lead_p_durations(bs: BeatSet, b: Boundaries, t: BeatTimings, rows: list[int]) -> dict[int, np.ndarray]:
+    """Each listed lead's own P duration (samples) on every dominant beat whose P wave is in place
+    (`BeatTimings.p_locked`), NaN elsewhere: the median beat's per-lead P boundaries searched again on
+    that beat's lead (the same single-lead wavelet rules, shifted by the beat's P lag)."""
+    if b.p_peak_by_lead is None or not rows or t.p_locked.size != bs.beats.shape[0] or b.qrs_on is None:
+        return {}
+    fs = bs.fs
+    ms = lambda s: int(round(s * fs))  # noqa: E731
+    shift = int(round(np.log2(fs / 500.0)))
+    flank = ms(P_FLANK_S)
+    locked = np.flatnonzero(t.p_locked)
+    out: dict[int, np.ndarray] = {}
+    for r in rows:
+        on, off = b.p_on_by_lead[r], b.p_off_by_lead[r]
+        if on is None or off is None:
+            continue
+        v = np.abs(wavelet_detail(np.nan_to_num(bs.beats[:, r, :]), PT_SCALE_LEVEL + shift))
+        d = _nan(v.shape[0])
+        for i in locked:
+            k = int(t.p_lag[i])
+            lo, hi = max(1, on + k - ms(0.05)), min(b.qrs_on, off + k + ms(0.05))
+            a, e = _wave_bounds(v[i], b.p_peak_by_lead[r] + k, lo, hi, flank, P_ON_FRACTION, P_OFF_FRACTION)
+            if a is not None and e is not None and e > a:
+                d[i] = e - a
+        out[r] = d
     return out
 
 

@@ -13,7 +13,7 @@ from ragecg.values import (FLAT_P2P_MV, LIMB_LEADS, PRECORDIAL_LEADS, STANDARD_L
 
 from . import rhythm
 from .beats import (LONG_RR_FRACTION, P_BEAT_R, P_CONSISTENT_SHARE, P_SEARCH_S, P_TIMING_TOL_S, beat_timings,
-                    build_beats, delineate_median, p_locked_after_long_rr, robust_sd)
+                    build_beats, delineate_median, lead_p_durations, p_locked_after_long_rr, robust_sd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -409,6 +409,44 @@ def p_wave_leads(bs, b) -> int:
     return int(np.sum((p_rms >= SNR_MIN * noise) & (amp >= MIN_WAVE_MV)))
 
 
+def _lead_p_bounds(bs, b, i: int) -> tuple[int, int] | None:
+    """Lead row i's own P onset and end on the median beat (`Boundaries.p_on_by_lead` / `p_off_by_lead`),
+    where that lead shows the P wave: between them the lead deviates from its level at the onset by
+    >= MIN_WAVE_MV (IEC minimum wave) with an RMS >= SNR_MIN x its single-beat noise (the rule of
+    `p_wave_leads`), and the lead's P overlaps the global P wave (the same wave, not a T or U wave in
+    the search window). None otherwise: the lead's P duration is then not measured."""
+    if b.p_on_by_lead is None or b.p_off_by_lead is None or b.p_on is None or b.p_off is None:
+        return None
+    a, e = b.p_on_by_lead[i], b.p_off_by_lead[i]
+    if a is None or e is None or e <= a or a >= b.p_off or e <= b.p_on:
+        return None
+    dev = bs.median[i, a:e + 1] - bs.median[i, a]
+    rms, amp = float(np.sqrt(np.mean(dev ** 2))), float(np.max(np.abs(dev)))
+    noise = float(_noise_per_lead(bs, a, e + 1)[i])
+    if amp < MIN_WAVE_MV or (np.isfinite(noise) and noise > 0 and rms < SNR_MIN * noise):
+        return None
+    return a, e
+
+
+def _lead_p_uncertainty(out: Measurements, bs, b, t) -> None:
+    """Beat-to-beat spread of each lead's own P duration (`lead_p_durations`), as for the global intervals:
+    robust SD, never below the record's quantisation; flagged above the IEC P-duration SD tolerance."""
+    rows = [i for i, ld in enumerate(bs.leads) if out.leads.get(ld) and out.leads[ld].p_duration_ms is not None]
+    floor_ms = 1000.0 / out.sampling_rate_hz / math.sqrt(12.0)
+    tol = IEC_SD_TOLERANCE_MS["p_duration_ms"]
+    for i, d in lead_p_durations(bs, b, t, rows).items():
+        key = f"p_duration_ms[{bs.leads[i]}]"
+        sd = robust_sd(d)
+        if sd is None:
+            out.uncertain[key] = (f"delineated on {int(np.sum(np.isfinite(d)))} beat(s) only "
+                                  f"(< {MIN_BEATS_FOR_SPREAD}): no spread")
+            continue
+        out.uncertainty[key] = round(max(_ms(sd, bs.fs), floor_ms), 1)
+        if out.uncertainty[key] > tol:
+            out.uncertain[key] = (f"beat-to-beat spread {out.uncertainty[key]:g} ms > {tol:g} ms "
+                                  "(IEC 60601-2-25 SD tolerance)")
+
+
 def _morphology(out: Measurements, bs):
     fs, m = bs.fs, bs.median
     rr_s = float(np.median(bs.rr_s)) if bs.rr_s.size else 1.0
@@ -527,7 +565,16 @@ def _morphology(out: Measurements, bs):
             seg = m[i, b.p_on:b.p_off + 1] - m[i, b.p_on]
             k = int(np.argmax(np.abs(seg)))
             lm.p_amplitude_mv = round(float(seg[k]), 3) if abs(seg[k]) >= MIN_WAVE_MV else 0.0
+            bounds = _lead_p_bounds(bs, b, i)
+            if bounds is not None:
+                lm.p_duration_ms = round(_ms(bounds[1] - bounds[0], fs), 1)
+            else:
+                out.not_measurable[f"p_duration_ms[{ld}]"] = (
+                    f"no P wave of >= {MIN_WAVE_MV * 1000:g} uV above the single-beat noise with its own onset and "
+                    "end in this lead")
         out.leads[ld] = lm
+    if p_ok and timings is not None:
+        _lead_p_uncertainty(out, bs, b, timings)
 
     for i, spread in _r_peak_time_spreads_ms(bs, r_peaks, timings, out.sampling_rate_hz).items():
         out.uncertainty[f"r_peak_time_ms[{bs.leads[i]}]"] = spread
