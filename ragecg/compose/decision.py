@@ -3,10 +3,13 @@ statement logic removes, and the overall category (Normal / Otherwise normal / B
 
 * Definite vs borderline. A statement whose criteria are met (criteria score >= 0.5) is *definite* when
   every deciding value is past its threshold by at least the value's uncertainty, *borderline* when
-  one of them is past it by less (at 100 Hz, durations move in 10 ms steps: a value one full IEC
-  tolerance past its threshold is the first that the tolerance cannot bring back to it). The uncertainty of a key is `Measurements.uncertainty[key]`
-  when the measurement stage gives one (e.g. its beat-to-beat spread in this record), otherwise the
-  measurement tolerance of the standards (`fallback_uncertainty`). Borderline statements are printed
+  one of them is past it by less. The uncertainty of a key is `Measurements.uncertainty[key]`
+  when the measurement stage gives one (e.g. its beat-to-beat spread in this record, never below one
+  source sample period / sqrt(12)), otherwise the measurement tolerance of the standards
+  (`fallback_uncertainty`). Durations do not move in 10 ms steps at 100 Hz: they are measured on the
+  internal 500 Hz grid, on a median beat of beats sampled at different phases of the 100 Hz grid (LUDB
+  1-100: the PR changes by 0.5 ms RMS with the phase, and PR(100 Hz) - PR(500 Hz) lies within the
+  100 Hz uncertainty in 86 % of the records; bench/ludb_pr.py). Borderline statements are printed
   as such ("borderline first degree AV block") and are not chosen codes.
 * Statement logic (knowledge/statement_logic.yaml, cited): a definite statement removes the statements
   it subsumes or excludes (complete LBBB subsumes IVCD and secondary ST-T; AF excludes sinus rhythm
