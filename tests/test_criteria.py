@@ -100,6 +100,15 @@ def test_sex_specific_thresholds_cornell_and_qtc(kb_docs):
     assert "LVH" in _fired(_m(**{**NORMAL, "cornell_voltage_mv": 2.4}, leads=strain), kb_docs, sex="F")
 
 
+def test_romhilt_estes_voltage_point_with_left_axis_deviation_is_lvh(kb_docs):
+    tall_limb_r = {"I": {"r_amplitude_mv": 2.2}}
+    assert "LVH" in _fired(_m(**{**NORMAL, "qrs_axis_deg": -40}, leads=tall_limb_r), kb_docs)   # 3 + 2 points
+    assert "LVH" not in _fired(_m(**NORMAL, leads=tall_limb_r), kb_docs)                        # voltage alone: 3
+    deep_s_v2 = {"V2": {"s_amplitude_mv": -3.2}}
+    assert "LVH" in _fired(_m(**{**NORMAL, "qrs_axis_deg": -40}, leads=deep_s_v2), kb_docs)
+    assert "LVH" not in _fired(_m(**{**NORMAL, "qrs_axis_deg": -40}, leads={"V2": {"s_amplitude_mv": -2.5}}), kb_docs)
+
+
 def test_inferior_q_waves_fire_imi_only_with_narrow_qrs(kb_docs):
     q = {"q_duration_ms": 40, "q_amplitude_mv": -0.3}
     leads = {"II": q, "III": q, "aVF": q}
