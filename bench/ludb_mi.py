@@ -4,7 +4,7 @@ knowledge folder (e.g. a worktree of an older commit).
 
     python bench/ludb_mi.py [--old /path/to/old/knowledge]
 
-Candidates as `evaluate_criteria` fires them (before the statement logic: paced rhythm and LBBB remove MI
+Amplitudes read as microvolts (bench/ludb_uv.py). Candidates as `evaluate_criteria` fires them (before the statement logic: paced rhythm and LBBB remove MI
 statements in the report).
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ludb_uv import read_ludb_uv  # noqa: E402
 from ragecg.criteria.evaluate import evaluate_criteria  # noqa: E402
 from ragecg.knowledge.documents import load_documents  # noqa: E402
-from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 from ragecg.signal.measure import analyse_ecg  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
         text = {c: " ".join(str(r[c]).split()) for c in COLUMNS}
         sex = str(r.Sex).strip()[:1]
         sex = sex if sex in ("M", "F") else None
-        m = analyse_ecg(read_record(s.data_dir / "ludb" / "data" / f"{r.ID}.hea")).measurements
+        m = analyse_ecg(read_ludb_uv(s.data_dir, int(r.ID))).measurements
         fired = fired_mi(m, docs, sex)
         labelled = any(w in text["Ischemia"].lower() for w in ("infarct", "scar", "stemi"))
         tab[(labelled, bool(fired))] += 1
