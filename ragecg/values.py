@@ -66,6 +66,9 @@ class LeadMeasurements(BaseModel):
 
     p_amplitude_mv: float | None = None
     p_duration_ms: float | None = None       # this lead's own P onset to P end (lead II: AHA 2009 Part V's lead)
+    p_terminal_negative_mv: float | None = None   # depth of the P wave's terminal negative phase (<= 0), 0 when none
+    p_terminal_negative_ms: float | None = None   # its duration, 0 when none
+    p_terminal_force_mv_ms: float | None = None   # depth x duration of that phase (V1: P terminal force, Morris 1964)
     q_amplitude_mv: float | None = None      # negative deflection before R (<= 0), 0 when no Q
     q_duration_ms: float | None = None
     r_amplitude_mv: float | None = None      # >= 0
@@ -207,7 +210,9 @@ MEASURE_WORDS = {
     "qrs_axis_deg": "QRS axis", "t_axis_deg": "T axis", "sokolow_lyon_mv": "Sokolow-Lyon voltage",
     "cornell_voltage_mv": "Cornell voltage", "limb_lead_qrs_max_mv": "largest limb-lead QRS amplitude",
     "precordial_qrs_max_mv": "largest precordial QRS amplitude",
-    "p_amplitude_mv": "P wave amplitude", "q_amplitude_mv": "Q wave amplitude", "q_duration_ms": "Q wave duration",
+    "p_amplitude_mv": "P wave amplitude", "p_terminal_negative_mv": "depth of the terminal negative P phase",
+    "p_terminal_negative_ms": "duration of the terminal negative P phase",
+    "p_terminal_force_mv_ms": "P terminal force (depth x duration of the terminal negative P phase)", "q_amplitude_mv": "Q wave amplitude", "q_duration_ms": "Q wave duration",
     "r_amplitude_mv": "R wave amplitude", "r_prime_amplitude_mv": "R' (secondary R wave) amplitude",
     "s_amplitude_mv": "S wave amplitude", "s_prime_amplitude_mv": "S' amplitude",
     "t_amplitude_mv": "T wave amplitude", "st_j_mv": "ST level at the J point", "st_j60_mv": "ST level at J+60 ms",

@@ -13,7 +13,7 @@ import pytest
 from scipy import signal as sps
 
 from ragecg.errors import UnusableSignalError
-from ragecg.signal.measure import measure_ecg
+from ragecg.signal.measure import measure_ecg, p_terminal_negative
 from ragecg.values import GLOBAL_KEYS
 from ragecg.values import Measurements
 from ragecg.reading.leads import ecg_from_leads
@@ -355,3 +355,17 @@ def test_qrs_notch_count_counts_extra_maxima_only():
     assert qrs_notch_count(rsr, has_r=True) == 1
     assert qrs_notch_count(notched_qs, has_r=False) == 1
     assert qrs_notch_count(tiny, has_r=True) == 0
+
+
+def test_p_terminal_negative_phase_of_a_biphasic_p_wave():
+    fs = 500.0
+    t = np.arange(0, 0.110, 1 / fs)                      # a 110 ms P wave: 50 ms up, 60 ms down
+    seg = np.where(t < 0.050, 0.08 * np.sin(np.pi * t / 0.050), -0.12 * np.sin(np.pi * (t - 0.050) / 0.060))
+    depth_mv, dur_ms = p_terminal_negative(seg, fs)
+    assert depth_mv == pytest.approx(-0.12, abs=0.005)
+    assert 54 <= dur_ms <= 62                             # the negative lobe, not the whole P wave
+    assert -depth_mv * dur_ms >= 4.0                      # P terminal force >= 0.04 mm.s (AHA 2009 Part V)
+    assert p_terminal_negative(np.abs(seg), fs) == (0.0, 0.0)           # an upright P has no terminal phase
+    shallow = np.where(seg < 0, seg * 0.2, seg)                         # 24 uV deep: below the 30 uV wave floor
+    assert p_terminal_negative(shallow, fs) == (0.0, 0.0)
+    assert p_terminal_negative(-np.abs(seg), fs) == (0.0, 0.0)          # wholly negative: not a terminal phase

@@ -125,6 +125,7 @@ _INTERVAL_ROWS = [
     ("Heart rate", "heart_rate_bpm", "bpm", 0), ("RR mean", "rr_mean_ms", "ms", 0),
     ("RR variability (CV)", "rr_cv", "", 3), ("P waves present", "p_present", "", 0),
     ("P duration", "p_duration_ms", "ms", 0), ("P duration, lead II", "p_duration_ms[II]", "ms", 0),
+    ("P terminal force, V1", "p_terminal_force_mv_ms[V1]", "mV·ms", 1),
     ("PR interval", "pr_interval_ms", "ms", 0), ("QRS duration", "qrs_duration_ms", "ms", 0), ("QT interval", "qt_interval_ms", "ms", 0),
     ("QTc (Bazett)", "qtc_bazett_ms", "ms", 0), ("QTc (Fridericia)", "qtc_fridericia_ms", "ms", 0),
     ("P axis", "p_axis_deg", "°", 0), ("QRS axis", "qrs_axis_deg", "°", 0), ("T axis", "t_axis_deg", "°", 0),

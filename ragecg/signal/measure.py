@@ -565,6 +565,9 @@ def _morphology(out: Measurements, bs):
             seg = m[i, b.p_on:b.p_off + 1] - m[i, b.p_on]
             k = int(np.argmax(np.abs(seg)))
             lm.p_amplitude_mv = round(float(seg[k]), 3) if abs(seg[k]) >= MIN_WAVE_MV else 0.0
+            depth, dur = p_terminal_negative(seg, fs)
+            lm.p_terminal_negative_mv, lm.p_terminal_negative_ms = round(depth, 3), round(dur, 1)
+            lm.p_terminal_force_mv_ms = round(abs(depth) * dur, 2)
             bounds = _lead_p_bounds(bs, b, i)
             if bounds is not None:
                 lm.p_duration_ms = round(_ms(bounds[1] - bounds[0], fs), 1)
@@ -629,6 +632,31 @@ def _morphology(out: Measurements, bs):
 
 
 R_PEAK_JITTER_S = 0.010          # each beat's R peak is looked for within +/-10 ms of the median beat's
+
+
+def p_terminal_negative(seg: np.ndarray, fs: float) -> tuple[float, float]:
+    """Depth (mV, <= 0) and duration (ms) of the terminal negative phase of a P wave (`seg`: the median beat
+    from P onset to P end, less its level at the onset): the negative lobe around the deepest point of the
+    second half that no positive deflection of MIN_WAVE_MV follows (Morris et al. 1964's P terminal force in
+    V1; Romhilt and Estes 1968's "terminal negativity of P in V1"): the negative part of a biphasic P. (0, 0)
+    when the P ends positive, the lobe is shallower than MIN_WAVE_MV, or no positive phase of MIN_WAVE_MV comes
+    before it (a wholly negative P in V1 is not a terminal phase; high V1 placement makes it, AHA 2009 Part V)."""
+    n = seg.size
+    if n < 3:
+        return 0.0, 0.0
+    mid = n // 2
+    k = mid + int(np.argmin(seg[mid:]))
+    if seg[k] > -MIN_WAVE_MV or np.max(seg[k:]) >= MIN_WAVE_MV:
+        return 0.0, 0.0
+    a = k
+    while a > 0 and seg[a - 1] < 0:
+        a -= 1
+    if a == 0 or np.max(seg[:a]) < MIN_WAVE_MV:
+        return 0.0, 0.0
+    e = k
+    while e + 1 < n and seg[e + 1] < 0:
+        e += 1
+    return float(seg[k]), _ms(e - a + 1, fs)
 
 
 def _r_peak_time_spreads_ms(bs, peaks: dict[int, int], t, source_fs: float) -> dict[int, float]:
