@@ -26,8 +26,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.ludb import decimate_ecg, lead_waves  # noqa: E402
+from bench.ludb_uv import read_ludb_uv  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
-from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 from ragecg.signal.measure import analyse_ecg  # noqa: E402
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     rows = []
     for n in range(args.first, args.last + 1):
         rec = data / str(n)
-        ecg = read_record(rec.with_suffix(".hea"))
+        ecg = read_ludb_uv(data.parent.parent, n)
         ref = reference_p_ms(rec, ext, ecg.sampling_rate_hz)
         if args.decimate > 1:
             ecg = decimate_ecg(ecg, args.decimate)

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ludb import (LEAD_EXT, TOL_S, decimate_ecg, diagnosis_groups, lead_waves, match, reference_beats,  # noqa: E402
                   reference_values)
 
+from ludb_uv import read_ludb_uv  # noqa: E402
 from ragecg.errors import RagecgError  # noqa: E402
 from ragecg.reading.leads import ecg_from_leads  # noqa: E402
-from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 from ragecg.signal.measure import analyse_ecg  # noqa: E402
 from ragecg.values import STANDARD_LEADS  # noqa: E402
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     phase_sd, d100, u100 = [], [], []
     for n in range(args.first, args.last + 1):
         rec = data / "data" / str(n)
-        ecg = read_record(rec.with_suffix(".hea"))
+        ecg = read_ludb_uv(data.parent, n)
         fs = ecg.sampling_rate_hz
         refs = {k: reference_beats(rec, fs, k) for k, _ in REFS}
         ref_pr = {k: reference_values(refs[k][0], fs)["pr_interval_ms"] for k, _ in REFS}

@@ -3,6 +3,7 @@ and AF not called on sinus rhythm with premature complexes (real records)."""
 from __future__ import annotations
 
 import ast
+import sys
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from ragecg.reading import read_record
 from ragecg.settings import REPO_ROOT
 from ragecg.signal import measure_ecg
 from ragecg.values import STANDARD_LEADS, Candidates, CodeCandidate, ConditionResult, Ecg, Measurements
+
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+from ludb_uv import read_ludb_uv  # noqa: E402
 
 
 def _cond(key, value, op, thr, met=True, lead=None):
@@ -271,5 +275,5 @@ def test_flutter_on_ludb_flutter_records_and_not_on_ludb_17_sinus(data_dir):
     no P wave) are stated AFLT; LUDB 17 (sinus rhythm, atrial spectral peak at 3.5 x the heart rate) is not."""
     res = _resources()
     for n, want in ((35, True), (52, True), (17, False)):
-        m = measure_ecg(read_record(data_dir / "ludb" / "data" / f"{n}.hea"))
+        m = measure_ecg(read_ludb_uv(data_dir, n))      # amplitudes as microvolts (LUDB header gains)
         assert (evaluate_criteria(m, res.docs).scores.get("AFLT", 0.0) >= 0.5) == want, n

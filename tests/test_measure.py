@@ -22,6 +22,7 @@ from ragecg.reading.record import read_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from ludb import lead_waves, reference_beats, reference_values  # noqa: E402
+from ludb_uv import read_ludb_uv  # noqa: E402
 
 # Sinus, non-paced development records (LUDB 1-100; ludb.csv rhythm "Sinus ...", no pacing)
 SINUS_RECORDS = (1, 2, 3, 4, 5, 6, 7, 9, 11)
@@ -181,7 +182,7 @@ def test_lead_ii_p_duration_follows_the_cardiologists_lead_ii_p_wave(data_dir):
     is within the IEC 60601-2-25 P-duration tolerance (10 ms mean + 15 ms SD) of the lead II annotation,
     carries its beat-to-beat spread, and is on the same side of AHA 2009 Part V's 120 ms."""
     for n in (1, 5, 18, 23):
-        m = measure_ecg(_ludb(data_dir, n))
+        m = measure_ecg(read_ludb_uv(data_dir, n))        # amplitudes as microvolts (LUDB header gains)
         ref = float(np.median([(off - on) * 2.0 for kind, on, _, off in
                                lead_waves(data_dir / "ludb" / "data" / str(n), "ii")
                                if kind == "p" and on is not None and off is not None]))
