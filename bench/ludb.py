@@ -4,6 +4,10 @@
     python bench/ludb.py --limit 20            # first 20 records (quick look)
     python bench/ludb.py --baseline-every 4    # naive baseline on every 4th record only (faster)
 
+Amplitudes are read as microvolts (bench/ludb_uv.py: the headers' gains scale every lead to 1 mV
+peak-to-peak, SOURCES.md of the data folder); `--header-gains` reads them through the gains instead, as
+the benches of sessions 1-9 did (amplitude-gated steps such as P presence then see rescaled leads).
+
 Reference (the same rule for every record): LUDB has onset/peak/offset of P, QRS and T annotated
 separately in each of the 12 leads. QRS peaks of all leads are grouped into beats (peaks closer than
 150 ms are one beat). Per beat, each global boundary is the MEDIAN over the annotated leads of that
@@ -54,6 +58,7 @@ from ragecg.reading.leads import ecg_from_leads  # noqa: E402
 from ragecg.values import STANDARD_LEADS  # noqa: E402
 from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
+from ludb_uv import read_ludb_uv  # noqa: E402
 
 LEAD_EXT = ("i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6")
 TOL_S = 0.150
@@ -259,6 +264,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N records only")
     ap.add_argument("--first", type=int, default=1, help="first record id")
     ap.add_argument("--baseline-every", type=int, default=1, help="run the naive baseline on every k-th record")
+    ap.add_argument("--header-gains", action="store_true",
+                    help="read amplitudes through the headers' gains (every lead 1 mV peak-to-peak), as sessions 1-9 did")
     ap.add_argument("--baseline-100hz-every", type=int, default=5,
                     help="time the naive baseline at 100 Hz on every k-th record (timing only)")
     args = ap.parse_args(argv)
@@ -272,7 +279,12 @@ def main(argv=None) -> int:
     groups = diagnosis_groups(meta)
 
     # warm-up (imports, first-call costs) outside the timing
-    warm = read_record(data / "data" / "1.hea")
+    def read(n: int):
+        if args.header_gains:
+            return read_record(data / "data" / f"{n}.hea")
+        return read_ludb_uv(data.parent, n)
+
+    warm = read(1)
     analyse_ecg(warm)
     analyse_ecg(decimate_ecg(warm, 5))
     if args.baseline_every or args.baseline_100hz_every:
@@ -284,7 +296,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     for n in ids:
         rec = data / "data" / str(n)
-        ecg = read_record(rec.with_suffix(".hea"))
+        ecg = read(n)
         fs = ecg.sampling_rate_hz
         beats, span = reference_beats(rec, fs)
         ref = reference_values(beats, fs)
