@@ -228,12 +228,19 @@ def test_deep_lateral_q_waves_with_a_narrow_qrs_fire_septal_hypertrophy(kb_docs)
 
 
 
-def test_left_atrial_abnormality_needs_a_p_wave_longer_than_120_ms(kb_docs):
-    """AHA 2009 Part V: P duration > 120 ms (the global P duration: a rule on lead II's own P duration was tried
-    on fold 9 and not kept, docs/benchmarks.md "Lead II P duration"); no P wave (AF): no left atrial abnormality."""
-    assert "LAO/LAE" in _fired(_m(**{**NORMAL, "p_duration_ms": 130}), kb_docs)
-    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 120}), kb_docs)
-    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_present": False, "p_duration_ms": 130}), kb_docs)
+def test_left_atrial_abnormality_needs_a_long_p_wave_and_a_deep_long_terminal_negative_p_in_v1(kb_docs):
+    """Seattle criteria (Drezner 2013, kept in the 2017 International criteria): P duration > 120 ms AND a
+    terminal negative P in V1 at least 0.1 mV deep and 40 ms long. The long P alone, common in normal-labelled
+    PTB-XL records, no longer states it; no P wave (AF): no left atrial abnormality."""
+    v1 = {"V1": {"p_terminal_negative_mv": -0.12, "p_terminal_negative_ms": 44}}
+    assert "LAO/LAE" in _fired(_m(**{**NORMAL, "p_duration_ms": 130}, leads=v1), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 130}), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 120}, leads=v1), kb_docs)
+    shallow = {"V1": {"p_terminal_negative_mv": -0.08, "p_terminal_negative_ms": 44}}
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 130}, leads=shallow), kb_docs)
+    short = {"V1": {"p_terminal_negative_mv": -0.12, "p_terminal_negative_ms": 30}}
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_duration_ms": 130}, leads=short), kb_docs)
+    assert "LAO/LAE" not in _fired(_m(**{**NORMAL, "p_present": False, "p_duration_ms": 130}, leads=v1), kb_docs)
 
 
 def test_a_p_duration_condition_may_name_a_lead():

@@ -232,6 +232,18 @@ def test_normal_ptbxl_151_has_no_q_wave_statement_from_two_different_leads(data_
     assert not stated & {"QWAVE", "LMI", "IMI", "ILMI", "ALMI"}
 
 
+def test_normal_ptbxl_151_with_a_long_p_wave_alone_is_a_normal_ecg(data_dir):
+    """PTB-XL 151 (fold 9, labelled NORM): P duration 132 ms, but the terminal negative P in V1 is shallow
+    (0.04 mV). Left atrial abnormality needs both (Seattle criteria, left-atrial-abnormality.md), so the record
+    is a Normal ECG; with the P duration alone it was stated as LAO/LAE and the ECG called abnormal."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 151)), _resources())
+    assert r.measurements.p_duration_ms > 120 + r.measurements.uncertainty["p_duration_ms"]
+    assert r.measurements.leads["V1"].p_terminal_negative_mv > -0.1
+    stated = {c.code for c in r.diagnosis.codes} | {c.code for c in r.diagnosis.borderline}
+    assert "LAO/LAE" not in stated
+    assert r.diagnosis.category.name == "Normal ECG" and "NORM" in {c.code for c in r.diagnosis.codes}
+
+
 def test_inferior_q_waves_are_read_in_right_bundle_branch_block_ptbxl_8348(data_dir):
     """PTB-XL 8348 (fold 9, labelled CRBBB, IMI, LAFB): complete RBBB (QRS >= 120 ms) with inferior Q waves. The
     UDMI excludes Q-wave criteria only in LVH and LBBB; RBBB leaves the Q waves readable, so IMI is stated."""
