@@ -112,7 +112,9 @@ def with_noise(ecg: Ecg, kind: str, snr_db: float, p2p: np.ndarray, seed: int) -
 
 
 def run_one(ecg: Ecg) -> tuple[str, dict | None]:
-    """("refused-gate" | "refused-measure" | "limited" | "usable", values)."""
+    """("refused-gate" | "refused-measure" | "disputed" | "limited" | "usable", values). "disputed": read with
+    the beats disputed (bSQI 0.5-0.9): the report withholds the rate and rhythm statements and flags the heart
+    rate, so the heart rate is not counted here (None); the median-beat intervals are."""
     ecg, quality = checked_signal(ecg)
     if quality.verdict == "unusable":
         return "refused-gate", None
@@ -122,14 +124,18 @@ def run_one(ecg: Ecg) -> tuple[str, dict | None]:
             m = measure_ecg(ecg, quality.usable_leads())
     except RagecgError:
         return "refused-measure", None
-    return quality.verdict, {k: getattr(m, k) for k in KEYS}
+    values = {k: getattr(m, k) for k in KEYS}
+    if quality.beats_disputed:
+        return "disputed", {**values, "heart_rate_bpm": None}
+    return quality.verdict, values
 
 
 def summarise(rows: list[dict], kind: str, snr) -> dict:
     sel = [r for r in rows if r["kind"] == kind and r["snr"] == snr]
     n = len(sel)
     out = {"n": n, "refused": sum(r["state"].startswith("refused") for r in sel),
-           "limited": sum(r["state"] == "limited" for r in sel), "cells": {}, "pass": True}
+           "limited": sum(r["state"] == "limited" for r in sel),
+           "disputed": sum(r["state"] == "disputed" for r in sel), "cells": {}, "pass": True}
     acc = [r for r in sel if r["values"] is not None]
     for k in KEYS:
         d_ref, d_clean, beyond, measured = [], [], 0, 0
@@ -208,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Each cell: mean ± SD of (noisy - clean) over accepted records whose LUDB annotation has the value; "
           "in brackets (noisy - LUDB annotation).")
     print("2x = within twice the IEC limits (HR: <5 % of records beyond twice +/-max(5 bpm, 10 %)).\n")
-    print("| noise | SNR dB | refused | limited | HR bpm | PR ms | QRS ms | QT ms | measured PR/QRS/QT | 2x |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| noise | SNR dB | refused | limited | beats disputed (no HR) | HR bpm | PR ms | QRS ms | QT ms | "
+          "measured PR/QRS/QT | 2x |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     all_pass = True
     for kind, snrs in [("clean", [None])] + [(k, args.snr) for k in args.types]:
         for snr in snrs:
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             ok = "✓" if s["pass"] else "✗"
             all_pass &= s["pass"]
             print(f"| {kind} | {'∞' if snr is None else f'{snr:g}'} | {s['refused']}/{s['n']} | {s['limited']}/{s['n']} | "
-                  + " | ".join(cells) + f" | {meas} | {ok} |")
+                  f"{s['disputed']}/{s['n']} | " + " | ".join(cells) + f" | {meas} | {ok} |")
     print(f"\ngate keeps accepted measurements within 2x IEC at every SNR: {'yes' if all_pass else 'NO'}")
     return 0 if all_pass else 1
 

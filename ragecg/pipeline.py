@@ -20,7 +20,7 @@ from ragecg.llm import load_backend
 from ragecg.reading import read_record
 from ragecg.retrieve import QueryUnderstanding, retrieve_evidence, search_understood, understand_query
 from ragecg.settings import Settings, default_knowledge_dirs, get_settings
-from ragecg.signal import checked_signal, measure_ecg, with_measurement_checks, with_pacing_flags
+from ragecg.signal import checked_signal, measure_ecg, with_beat_flags, with_measurement_checks, with_pacing_flags
 from ragecg.values import Ecg, Evidence, KnowledgeDoc, Passage, Report, StatementLogic, VersionInfo
 from ragecg.version import __version__
 
@@ -110,7 +110,7 @@ def diagnose_ecg(ecg: Ecg, resources: Resources) -> Report:
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
 
     t = time.perf_counter()
-    measurements = with_pacing_flags(measure_ecg(ecg, quality.usable_leads()), quality)
+    measurements = with_beat_flags(with_pacing_flags(measure_ecg(ecg, quality.usable_leads()), quality), quality)
     quality = with_measurement_checks(quality, measurements)   # e.g. LA/RA lead reversal
     timings["measure_s"] = time.perf_counter() - t
 
@@ -165,7 +165,7 @@ def measure(path_or_ecg: str | Path | Ecg):
     ecg, quality = checked_signal(ecg)
     if quality.verdict == "unusable":
         raise UnusableSignalError("signal unusable: " + "; ".join(quality.reasons[:3]), path=Path(ecg.source_path).name)
-    measurements = with_pacing_flags(measure_ecg(ecg, quality.usable_leads()), quality)
+    measurements = with_beat_flags(with_pacing_flags(measure_ecg(ecg, quality.usable_leads()), quality), quality)
     return measurements, with_measurement_checks(quality, measurements)
 
 

@@ -291,6 +291,7 @@ class Quality(BaseModel):
     verdict: Literal["usable", "limited", "unusable"]
     reasons: list[str] = Field(default_factory=list)
     beat_agreement: float | None = None    # bSQI: multi-lead beats vs the beats at least half the leads see
+    beats_disputed: bool = False           # bSQI short of a full reading: beat-by-beat rhythm statements withheld
     mains_filter_hz: list[float] = Field(default_factory=list)   # notch filters applied before measurement
     electrode_findings: list[Literal["limb_lead_reversal", "inverted_polarity", "limb_lead_inconsistency"]] = Field(
         default_factory=list)

@@ -289,3 +289,20 @@ def test_flutter_on_ludb_flutter_records_and_not_on_ludb_17_sinus(data_dir):
     for n, want in ((35, True), (52, True), (17, False)):
         m = measure_ecg(read_ludb_uv(data_dir, n))      # amplitudes as microvolts (LUDB header gains)
         assert (evaluate_criteria(m, res.docs).scores.get("AFLT", 0.0) >= 0.5) == want, n
+
+
+def test_noisy_record_with_disputed_beats_is_read_for_its_morphology_ptbxl_17787(data_dir):
+    """PTB-XL 17787 (fold 9, labelled IMI and ASMI in sinus rhythm; its readers noted noise in V4-V5): the detected
+    beats agree with the leads' own at bSQI 0.85, short of the 0.90 of a full reading. It is read, not refused: the
+    inferior infarction is stated from the median beat, while the rhythm, rate and premature-beat statements are
+    withheld (named in the quality), NORM is not evaluated and the heart rate says how it was counted."""
+    r = diagnose_ecg(read_record(_ptbxl(data_dir, 17787)), _resources())
+    q = r.quality
+    assert q.verdict == "limited" and q.beats_disputed and 0.5 <= q.beat_agreement < 0.9
+    assert q.reasons[0].startswith("beats partly confirmed")
+    stated = {c.code for c in r.diagnosis.codes}
+    assert "IMI" in stated
+    assert not stated & {"SR", "SARRH", "SBRAD", "STACH", "AFIB", "PAC", "PVC", "NORM"}
+    assert {"SR"} <= set(q.withheld_codes) and "NORM" in q.not_evaluated_codes
+    assert "beats disputed" in r.measurements.methods["heart_rate_bpm"]
+    assert r.measurements.confidence["heart_rate_bpm"] <= 0.5

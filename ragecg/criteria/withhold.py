@@ -1,7 +1,8 @@
 """Codes the record does not support: after the criteria, the codes are re-scored without the rules that
 read leads the record lacks (not evaluated, never scored as absent), limb leads or the frontal axes (LA/RA
 reversal), any lead's polarity (inverted polarity), amplitudes or axes (Einthoven violation), or the
-morphology pacing changes; the codes so withheld are named in the `Quality`, PACE is added when pacing
+morphology pacing changes, or the sequence of beats when the beats are disputed (rhythm, rate, premature
+beats; NORM not evaluated); the codes so withheld are named in the `Quality`, PACE is added when pacing
 is found. See docs/reliability.md."""
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ WITHHELD_BECAUSE = {"limb_lead_reversal": "limb-lead reversal suspected: their c
                     "limb_lead_inconsistency": "limb leads inconsistent (Einthoven): their criteria read amplitudes "
                                                "or axes",
                     "ventricular_pacing": "ventricular pacing: QRS and ST-T morphology is that of the paced beats",
-                    "atrial_pacing": "atrial pacing: P-wave morphology and sinus rhythm statements do not apply"}
+                    "atrial_pacing": "atrial pacing: P-wave morphology and sinus rhythm statements do not apply",
+                    "beats_disputed": "beats not confirmed by most leads: rhythm, rate and beat-by-beat statements "
+                                      "are not interpreted"}
+# Statements read from the sequence of beats (rate, regularity, premature beats, AV conduction beat by beat),
+# which beats added or hidden by artefact change; the median beat of the dominant beats still gives the
+# intervals and the morphology. PACE is not among them: the pacing stimuli confirm their beats.
+BEAT_SEQUENCE_CODES = frozenset(c for c, row in scp_codes().items()
+                                if "rhythm" in (row.get("kinds") or []) and c != "PACE") | {
+    "PAC", "PVC", "PRC(S)", "2AVB", "3AVB"}
 # Morphology statements that ventricular pacing invalidates (the paced QRS is wide with secondary ST-T
 # changes: Goldberger 2018, ch. 22; the usual conduction, hypertrophy, infarction and ST-T criteria do
 # not apply, AHA/ACCF/HRS 2009 Part III on paced rhythms): the SCP superclasses of those statements.
@@ -94,6 +103,8 @@ def withhold_unreliable_codes(candidates, m: Measurements, quality: Quality, doc
         findings.append("ventricular_pacing")
     if pacing is not None and pacing.kind in ("atrial", "dual"):
         findings.append("atrial_pacing")
+    if quality.beats_disputed:
+        findings.append("beats_disputed")
     usable = set(quality.usable_leads())
     reduced = len(usable) < len(STANDARD_LEADS)
     table = scp_codes()
@@ -113,6 +124,8 @@ def withhold_unreliable_codes(candidates, m: Measurements, quality: Quality, doc
                     continue
                 if "atrial_pacing" in findings and r.code in ATRIAL_PACED_CODES:
                     continue
+                if "beats_disputed" in findings and (r.code in BEAT_SEQUENCE_CODES or r.code == "NORM"):
+                    continue
                 if reduced:
                     r = rule_on_available_leads(r, usable)
                     if r is None:
@@ -131,6 +144,8 @@ def withhold_unreliable_codes(candidates, m: Measurements, quality: Quality, doc
                 not_evaluated.append("NORM")   # a normal ECG needs every abnormality to have been evaluated
                 kept_docs = [d.model_copy(update={"criteria": [r for r in d.criteria if r.code != "NORM"]})
                              for d in kept_docs]
+        if "beats_disputed" in findings and "NORM" in had_rules and "NORM" not in not_evaluated:
+            not_evaluated.append("NORM")      # a normal ECG needs its rhythm and rate to have been read
         rescored = evaluate_criteria(m, kept_docs, sex=sex)
         withheld = sorted(c.code for c in candidates.fired()
                           if rescored.scores.get(c.code, 0.0) < FIRE_THRESHOLD and c.code not in not_evaluated)
@@ -140,9 +155,11 @@ def withhold_unreliable_codes(candidates, m: Measurements, quality: Quality, doc
             why = "; ".join(WITHHELD_BECAUSE[f] for f in named)
             reasons.append(f"codes withheld ({why}): {', '.join(withheld)}" if withheld
                            else f"no code withheld, none fired on such criteria ({why})")
-        if not_evaluated:
-            missing = [ld for ld in STANDARD_LEADS if ld not in usable]
+        missing = [ld for ld in STANDARD_LEADS if ld not in usable]
+        if not_evaluated and missing:
             reasons.append(f"not evaluated (their criteria need {', '.join(missing)}): {', '.join(not_evaluated)}")
+        elif not_evaluated:
+            reasons.append(f"not evaluated (the rhythm and rate were not read): {', '.join(not_evaluated)}")
         update.update(withheld_codes=withheld, not_evaluated_codes=not_evaluated)
     if pacing is not None and pacing.kind in ("atrial", "ventricular", "dual"):
         candidates = with_pace_statement(candidates, pacing)

@@ -65,3 +65,19 @@ def with_pacing_flags(m: Measurements, quality: Quality) -> Measurements:
                               "paced complex after the stimulus was blanked").lstrip("; ")
             m.confidence[key] = min(m.confidence.get(key, 1.0), 0.5)
     return m
+
+
+def with_beat_flags(m: Measurements, quality: Quality) -> Measurements:
+    """`m` with the values read from the sequence of beats flagged when the beats are disputed
+    (`quality.beats_disputed`: artefact adds or hides beats): the heart rate and what is corrected by it
+    are from the detected beats, their method says so and their confidence is at most 0.5."""
+    if not quality.beats_disputed:
+        return m
+    m = m.model_copy(deep=True)
+    note = (f"beats disputed (bSQI {quality.beat_agreement:.2f}): from the detected beats, which artefact "
+            "adds or hides")
+    for key in ("heart_rate_bpm", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms"):
+        if m.get(key) is not None:
+            m.methods[key] = (m.methods.get(key, "") + "; " + note).lstrip("; ")
+            m.confidence[key] = min(m.confidence.get(key, 1.0), 0.5)
+    return m

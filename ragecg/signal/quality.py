@@ -23,10 +23,14 @@ would otherwise yield invented waves). Thresholds and their sources:
   with the beats that at least half of the usable leads show when the same detector runs on each lead
   alone (a QRS complex is one cardiac event, seen in every lead; an artefact only in the leads it
   touches); bSQI = matched / (n1 + n2 - matched), two detections matching within 150 ms (Li et al.).
-  The record is refused when bSQI < 0.90: at most ~10 % of the beats may be in dispute, the heart-rate
+  A full reading needs bSQI >= 0.90: at most ~10 % of the beats may be in dispute, the heart-rate
   tolerance of IEC 60601-2-27:2011 (201.12.1.101.2, +/-10 %), heart rate being counted from the detected
   beats. Electrode motion (noise in the ECG's own band, which the spectral rules above cannot see) adds
-  or hides beats. Each lead's own bSQI with the multi-lead beats is reported (`beat_agreement`) but does
+  or hides beats. Below that the beats are disputed: the record is still read ("limited") for what the
+  median beat of the dominant beats shows (intervals, axis, QRS and ST-T morphology), while the statements
+  that count beats (rhythm, rate, premature beats, AV block degrees) and NORM are withheld
+  (ragecg.criteria.withhold); it is refused only when more beats are in dispute than agreed (bSQI < 0.5:
+  matched < unmatched, the majority rule used for noisy leads below). Each lead's own bSQI with the multi-lead beats is reported (`beat_agreement`) but does
   not mark the lead: one-lead detection misses the small QRS of clean low-amplitude leads.
 Verdict (docs/reliability.md, issue 18): unusable when no lead is usable, when most leads that carry a
 signal are too noisy even for the muscle filter, or the beats are not
@@ -65,6 +69,7 @@ MAX_HF_NOISE_UV = 30.0
 MISSING_FRACTION = 0.10
 BEAT_MATCH_S = 0.15            # Li, Mark & Clifford 2008: two detections of one beat within 150 ms
 MIN_BEAT_AGREEMENT = 0.90      # bSQI: <= ~10 % of beats in dispute (IEC 60601-2-27 heart-rate tolerance)
+MIN_BEAT_MAJORITY = 0.5        # bSQI below: more beats in dispute than agreed, the beats cannot be read
 MAINS_HZ = (50.0, 60.0)
 NOTCH_Q = 30.0                 # -3 dB band f0/Q = 1.7-2 Hz: covers EN 50160's +/-1 % supply frequency
 
@@ -186,16 +191,23 @@ def assess_quality(ecg: Ecg, *, muscle_filter_hz: float | None = None,
         verdict = "unusable"
         reasons.insert(0, f"too noisy: {len(noisy)} of the {len(signal_leads)} leads with a signal cannot be delineated "
                           "even with the muscle filter")
-    elif agreement < MIN_BEAT_AGREEMENT:
+    elif agreement < MIN_BEAT_MAJORITY:
         verdict = "unusable"
         reasons.insert(0, f"beats not confirmed: the detected beats agree with those seen by at least half of the "
-                          f"leads at bSQI {agreement:.2f} (at least {MIN_BEAT_AGREEMENT:.2f} needed); electrode motion "
-                          "or other artefact adds or hides beats")
+                          f"leads at bSQI {agreement:.2f} (at least {MIN_BEAT_MAJORITY:.2f} needed to read the "
+                          "record); electrode motion or other artefact adds or hides beats")
+    elif agreement < MIN_BEAT_AGREEMENT:
+        verdict = "limited"
+        reasons.insert(0, f"beats partly confirmed: the detected beats agree with those seen by at least half of "
+                          f"the leads at bSQI {agreement:.2f} ({MIN_BEAT_AGREEMENT:.2f} for a full reading); electrode "
+                          "motion or other artefact adds or hides beats, so rhythm, rate and premature beats are not "
+                          "interpreted")
     elif reasons:
         verdict = "limited"
     else:
         verdict = "usable"
-    return Quality(leads=leads, verdict=verdict, reasons=reasons,
+    disputed = verdict == "limited" and agreement is not None and agreement < MIN_BEAT_AGREEMENT
+    return Quality(leads=leads, verdict=verdict, reasons=reasons, beats_disputed=disputed,
                    beat_agreement=None if agreement is None else round(agreement, 3),
                    missing_leads=[ld for ld in STANDARD_LEADS if ld in absent],
                    unusable_leads=[ld for ld in STANDARD_LEADS if ld not in absent and ld not in usable],
@@ -320,13 +332,15 @@ def checked_signal(ecg: Ecg) -> tuple[Ecg, Quality]:
         quality = quality.model_copy(update={"pacing": pacing})
         if pacing.note:
             quality.reasons.append(pacing.note)
-        if (quality.verdict == "unusable" and quality.reasons[0].startswith("beats not confirmed")
-                and pacing.kind == "ventricular" and 2 * pacing.paced_beats >= pacing.beats):
+        disputed = quality.beats_disputed or (quality.verdict == "unusable"
+                                              and quality.reasons[0].startswith("beats not confirmed"))
+        if disputed and pacing.kind == "ventricular" and 2 * pacing.paced_beats >= pacing.beats:
             # Paced beats are confirmed by their stimuli, seen in >= SPIKE_MIN_LEADS leads at one instant;
             # the per-lead detectors disagree on the wide paced complexes (LUDB 45, 72).
+            first = quality.reasons[0].split(": ", 1)[1].split("; electrode motion")[0]
             quality.reasons[0] = (f"beats confirmed by pacemaker stimuli ({pacing.paced_beats} of {pacing.beats}); "
-                                  + quality.reasons[0].replace("beats not confirmed: ", "per-lead beat agreement: "))
-            quality.verdict = "limited"
+                                  f"per-lead beat agreement: {first}")
+            quality.verdict, quality.beats_disputed = "limited", False
     return ecg, quality
 
 
