@@ -109,6 +109,16 @@ def test_romhilt_estes_voltage_point_with_left_axis_deviation_is_lvh(kb_docs):
     assert "LVH" not in _fired(_m(**{**NORMAL, "qrs_axis_deg": -40}, leads={"V2": {"s_amplitude_mv": -2.5}}), kb_docs)
 
 
+def test_romhilt_estes_voltage_with_left_atrial_p_terminal_in_v1_is_lvh(kb_docs):
+    """Romhilt & Estes 1968: voltage (3 points) + terminal negative P in V1 of >= 1 mm and >= 0.04 s (3 points)."""
+    lae = {"V1": {"p_terminal_negative_mv": -0.15, "p_terminal_negative_ms": 48}}
+    assert "LVH" in _fired(_m(**{**NORMAL, "sokolow_lyon_mv": 3.8}, leads=lae), kb_docs)
+    assert "LVH" not in _fired(_m(**{**NORMAL, "sokolow_lyon_mv": 3.8}), kb_docs)             # voltage alone: 3
+    assert "LVH" not in _fired(_m(**NORMAL, leads=lae), kb_docs)                               # P terminal alone: 3
+    short = {"V1": {"p_terminal_negative_mv": -0.15, "p_terminal_negative_ms": 30}}
+    assert "LVH" not in _fired(_m(**{**NORMAL, "sokolow_lyon_mv": 3.8}, leads=short), kb_docs)
+
+
 def test_inferior_q_waves_fire_imi_only_with_narrow_qrs(kb_docs):
     q = {"q_duration_ms": 40, "q_amplitude_mv": -0.3}
     leads = {"II": q, "III": q, "aVF": q}
