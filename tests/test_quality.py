@@ -46,9 +46,9 @@ def test_gate_keeps_clean_real_records(data_dir):
 
 def test_gate_marks_electrode_motion_that_adds_beats(data_dir, noise_bench):
     """Electrode motion (1-20 Hz bursts, bench/noise.py 'em') at 6 dB adds beats (heart rate off by more than
-    twice the IEC tolerance in most LUDB records); the beat-agreement index refuses it when more beats are
-    disputed than agreed, and otherwise marks the beats disputed (rhythm and rate not interpreted); the clean
-    record passes with its beats confirmed."""
+    twice the IEC tolerance in most LUDB records); the beat-agreement index refuses it when more than ~20 % of the
+    beats are disputed (bSQI < 0.80), and otherwise marks the beats disputed (rhythm and rate not interpreted);
+    the clean record passes with its beats confirmed."""
     bench = noise_bench
     from ragecg.signal.quality import checked_signal
 
@@ -60,7 +60,7 @@ def test_gate_marks_electrode_motion_that_adds_beats(data_dir, noise_bench):
         assert not q.beats_disputed
         _, q = checked_signal(bench.with_noise(ecg, "em", 6.0, p2p, seed=n))
         assert q.beat_agreement < 0.9, q.reasons
-        if q.beat_agreement < 0.5:
+        if q.beat_agreement < 0.8:
             assert q.verdict == "unusable" and "beats not confirmed" in q.reasons[0], q.reasons
         else:
             assert q.verdict == "limited" and q.beats_disputed and "beats partly confirmed" in q.reasons[0]
