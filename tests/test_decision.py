@@ -76,6 +76,20 @@ def test_af_excludes_sinus_and_pr_statements():
     assert d.definite() == ["AFIB"]
 
 
+def test_af_excludes_a_flutter_statement_from_a_flutter_range_atrial_peak():
+    """Irregularly irregular RR without a repeating P wave is AF even when the atrial spectrum peaks at 250-350/min
+    (coarse f waves): AFLT is not printed beside AFIB (statement_logic.yaml)."""
+    logic = load_statement_logic([REPO_ROOT / "knowledge"])
+    m = Measurements(sampling_rate_hz=500, duration_s=10)
+    cands = [_cand("AFIB", [_cond("p_present", False, "==", False), _cond("rr_irregularity", 0.2, ">=", 0.1)]),
+             _cand("AFLT", [_cond("atrial_dominant_rate_bpm", 300.0, ">=", 250.0),
+                            _cond("atrial_organization", 0.7, ">=", 0.5)])]
+    d = decide(Candidates(scores={}, candidates=cands), m, logic)
+    assert d.definite() == ["AFIB"] and ("AFLT", "AFIB") in [(s.code, s.by) for s in d.suppressed]
+    alone = decide(Candidates(scores={}, candidates=cands[1:]), m, logic)
+    assert alone.definite() == ["AFLT"]
+
+
 def test_categories():
     logic = load_statement_logic([REPO_ROOT / "knowledge"])
     assert categorise(["SR"], [], [], False, logic).name == "Normal ECG"
