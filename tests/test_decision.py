@@ -90,6 +90,20 @@ def test_af_excludes_a_flutter_statement_from_a_flutter_range_atrial_peak():
     assert alone.definite() == ["AFLT"]
 
 
+def test_a_flat_t_finding_is_named_once():
+    """Flat T waves fire LOWT, NT_, TAB_ and NDT on the same limits (nonspecific-t-changes.md); the report names the
+    finding once as a form statement (LOWT) beside the diagnostic one (NDT)."""
+    logic = load_statement_logic([REPO_ROOT / "knowledge"])
+    m = Measurements(sampling_rate_hz=500, duration_s=10)
+    flat = [_cond("t_amplitude_mv", 0.02, "<", 0.1, lead="V5"), _cond("t_amplitude_mv", 0.02, ">", -0.1, lead="V5")]
+    cands = [_cand(c, flat, superclass="STTC" if c == "NDT" else None) for c in ("LOWT", "NT_", "TAB_", "NDT")]
+    d = decide(Candidates(scores={}, candidates=cands), m, logic)
+    assert sorted(d.definite()) == ["LOWT", "NDT"]
+    assert sorted((s.code, s.by) for s in d.suppressed) == [("NT_", "LOWT"), ("TAB_", "LOWT")]
+    d = decide(Candidates(scores={}, candidates=cands[1:]), m, logic)
+    assert sorted(d.definite()) == ["NDT", "NT_"]
+
+
 def test_categories():
     logic = load_statement_logic([REPO_ROOT / "knowledge"])
     assert categorise(["SR"], [], [], False, logic).name == "Normal ECG"
