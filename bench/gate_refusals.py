@@ -21,6 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ragecg.signal.quality import checked_signal  # noqa: E402
+from ludb_uv import read_ludb_uv  # noqa: E402
 from ragecg.reading.record import read_record  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
@@ -28,10 +29,15 @@ NOISE_COLUMNS = ("baseline_drift", "static_noise", "burst_noise", "electrodes_pr
 
 
 def gate(path: Path) -> tuple[str, list[str], list[str], bool]:
-    """(verdict, first reason, leads excluded, mains notch applied) of one record."""
+    """(verdict, first reason, leads excluded, mains notch applied) of one record; LUDB's amplitudes are read as
+    microvolts (bench/ludb_uv.py: its header gains scale every lead to 1 mV peak-to-peak)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, q = checked_signal(read_record(path))
+        if path.parent.parent.name == "ludb":
+            ecg = read_ludb_uv(path.parent.parent.parent, int(path.stem))
+        else:
+            ecg = read_record(path)
+        _, q = checked_signal(ecg)
     excluded = [ld for ld, lq in q.leads.items() if lq.state not in ("good", "noisy")]
     return q.verdict, q.reasons[:1], excluded, bool(q.mains_filter_hz)
 

@@ -17,7 +17,8 @@ shared data, so the three noise types are synthesised, independently per lead (s
       bursts of 0.5-2 s covering about half the record;
   mains  50 Hz power-line interference: a sinusoid with a random phase per lead (not an NST type; the
       pipeline notch-filters it where the gate finds it, ragecg.quality.checked_signal).
-Each record goes through the pipeline's own gate (`checked_signal`: mains notch, quality, beat agreement)
+LUDB's amplitudes are read as microvolts (bench/ludb_uv.py; its header gains scale every lead to 1 mV
+peak-to-peak). Each record goes through the pipeline's own gate (`checked_signal`: mains notch, quality, beat agreement)
 and then `measure_ecg`, as `ragecg measure` does.
 Reference: the cardiologists' LUDB annotations (bench/ludb.py `reference_values`, consensus rule), and
 the same record measured clean in the same run. Limits: IEC 60601-2-25:2011 (201.12.4.104) mean/SD of
@@ -46,7 +47,7 @@ from ludb import reference_beats, reference_values  # noqa: E402  (bench/ludb.py
 from ragecg.errors import RagecgError  # noqa: E402
 from ragecg.signal.measure import measure_ecg  # noqa: E402
 from ragecg.signal.quality import checked_signal  # noqa: E402
-from ragecg.reading.record import read_record  # noqa: E402
+from ludb_uv import read_ludb_uv  # noqa: E402
 from ragecg.values import Ecg  # noqa: E402
 from ragecg.settings import get_settings  # noqa: E402
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for i, rid in enumerate(ids):
         rec = data / "data" / str(rid)
-        ecg = read_record(rec.with_suffix(".hea"))
+        ecg = read_ludb_uv(data.parent, rid)          # amplitudes as microvolts (bench/ludb_uv.py)
         beats, _ = reference_beats(rec, ecg.sampling_rate_hz)
         ref = reference_values(beats, ecg.sampling_rate_hz)
         p2p = qrs_p2p_mv(ecg, [b["peak"] for b in beats])

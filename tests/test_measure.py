@@ -32,7 +32,7 @@ TOLERANCE_MS = {"p_duration_ms": 25, "pr_interval_ms": 20, "qrs_duration_ms": 20
 
 
 def _ludb(data_dir: Path, n: int):
-    return read_record(data_dir / "ludb" / "data" / f"{n}.hea")
+    return read_ludb_uv(data_dir, n)          # amplitudes as microvolts (LUDB's header gains: 1 mV p-p per lead)
 
 
 def _reference(data_dir: Path, n: int) -> dict:

@@ -3,20 +3,25 @@ kept, mains interference is notch-filtered only when present (moved from tests/r
 test_long_and_noise.py)."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))     # bench/ludb_uv.py
 
 
 
 
 
 def _ludb_record_and_qrs_p2p(bench, data_dir, n: int):
-    """LUDB record n and its QRS peak-to-peak amplitude at the cardiologists' beats (the SNR reference)."""
-    from ragecg.reading.record import read_record
+    """LUDB record n (amplitudes as microvolts, bench/ludb_uv.py) and its QRS peak-to-peak amplitude at the
+    cardiologists' beats (the SNR reference)."""
+    from ludb_uv import read_ludb_uv
 
     rec = data_dir / f"ludb/data/{n}"
-    ecg = read_record(rec.with_suffix(".hea"))
+    ecg = read_ludb_uv(data_dir, n)
     beats, _ = bench.reference_beats(rec, ecg.sampling_rate_hz)
     return ecg, bench.qrs_p2p_mv(ecg, [b["peak"] for b in beats])
 
@@ -36,11 +41,10 @@ def test_gate_refuses_muscle_noise_that_corrupts_intervals_and_keeps_the_clean_r
 
 def test_gate_keeps_clean_real_records(data_dir):
     """No LUDB development record (1-100) is refused by the quality gate as it stands."""
+    from ludb_uv import read_ludb_uv
     from ragecg.signal.quality import assess_quality
-    from ragecg.reading.record import read_record
 
-    refused = [n for n in range(1, 101, 3)
-               if assess_quality(read_record(data_dir / f"ludb/data/{n}.hea")).verdict == "unusable"]
+    refused = [n for n in range(1, 101, 3) if assess_quality(read_ludb_uv(data_dir, n)).verdict == "unusable"]
     assert refused == []
 
 
@@ -55,7 +59,6 @@ def test_gate_marks_electrode_motion_that_adds_beats(data_dir, noise_bench):
     for n in (58, 62):
         ecg, p2p = _ludb_record_and_qrs_p2p(bench, data_dir, n)
         _, q = checked_signal(ecg)
-        # "limited", not "usable": read through its header gains LUDB fails the Einthoven check (issue 18)
         assert q.verdict != "unusable" and q.beat_agreement >= 0.9, q.reasons
         assert not q.beats_disputed
         _, q = checked_signal(bench.with_noise(ecg, "em", 6.0, p2p, seed=n))
@@ -81,11 +84,11 @@ def test_consensus_beats_keeps_what_half_the_leads_see():
 def test_mains_interference_is_notch_filtered_only_when_present(data_dir):
     """0.2 mV of 50 Hz (IEC 60601-2-25 AC filter): removed to a few uV and the record measured as clean;
     a record without a mains line is not filtered at all."""
+    from ludb_uv import read_ludb_uv
     from ragecg.pipeline import measure
     from ragecg.signal.quality import checked_signal
-    from ragecg.reading.record import read_record
 
-    ecg = read_record(data_dir / "ludb/data/58.hea")
+    ecg = read_ludb_uv(data_dir, 58)
     same, q = checked_signal(ecg)
     assert same is ecg and q.mains_filter_hz == []
     t = np.arange(ecg.n_samples) / ecg.sampling_rate_hz
