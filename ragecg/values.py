@@ -286,6 +286,11 @@ class PacingFinding(BaseModel):
     note: str | None = None
 
 
+# The note that marks values read from disputed beats (`Measurements.uncertain`, `Measurements.methods`;
+# ragecg.signal.checks.with_beat_flags), so that later stages can say the rhythm was not read.
+BEATS_DISPUTED = "beats disputed"
+
+
 class Quality(BaseModel):
     leads: dict[str, LeadQuality]
     verdict: Literal["usable", "limited", "unusable"]

@@ -333,4 +333,6 @@ def test_noisy_record_with_disputed_beats_is_read_for_its_morphology_ptbxl_17787
     assert not stated & {"SR", "SARRH", "SBRAD", "STACH", "AFIB", "PAC", "PVC", "NORM"}
     assert {"SR"} <= set(q.withheld_codes) and "NORM" in q.not_evaluated_codes
     assert "beats disputed" in r.measurements.methods["heart_rate_bpm"]
-    assert r.measurements.confidence["heart_rate_bpm"] <= 0.5
+    assert r.measurements.confidence["heart_rate_bpm"] <= 0.5 and "heart_rate_bpm" in r.measurements.uncertain
+    rhythm = [x.text for x in r.diagnosis.narrative if x.section == "rhythm"]
+    assert rhythm and "not interpreted" in rhythm[0]

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 from ragecg import bounded
 from ragecg.errors import LLMTimeoutError
 from ragecg.settings import LlmSettings, Settings
-from ragecg.values import (FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis, Evidence,
+from ragecg.values import (BEATS_DISPUTED, FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis, Evidence,
                            FinalCode, LLMInfo, Measurements, Passage, Quality, Sentence, StatementLogic, scp_codes)
 
 from .decision import decide, without
@@ -91,7 +91,12 @@ def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: li
         return [k for k in keys if k in flat]
 
     rhythm = [c for c in codes if _is_rhythm(c.code)]
-    if rhythm:
+    disputed = m.uncertain.get("heart_rate_bpm", "").startswith(BEATS_DISPUTED)
+    if disputed and not rhythm:
+        out.append(Sentence(section="rhythm", evidence=["heart_rate_bpm"],
+                            text="Rhythm: not interpreted: the beats are not confirmed by most leads (artefact may add "
+                                 "or hide beats; see signal quality)."))
+    elif rhythm:
         for c in rhythm:
             detail = _condition_text(c)
             out.append(Sentence(section="rhythm", text=f"Rhythm: {_said(c, borderline)} ({c.code})"
@@ -104,8 +109,9 @@ def template_sentences(m: Measurements, codes: list[CodeCandidate], passages: li
             out.append(Sentence(section="rhythm", text=f"Rhythm: no rhythm statement met its criteria ({vals}).",
                                 evidence=keys))
     if "heart_rate_bpm" in flat:
-        out.append(Sentence(section="rate", text=f"Heart rate {with_unit('heart_rate_bpm', flat['heart_rate_bpm'])}.",
-                            evidence=["heart_rate_bpm"]))
+        rate = f"Heart rate {with_unit('heart_rate_bpm', flat['heart_rate_bpm'])}"
+        out.append(Sentence(section="rate", evidence=["heart_rate_bpm"],
+                            text=rate + (" from the detected beats, uncertain." if disputed else ".")))
     names = {"pr_interval_ms": "PR interval", "qrs_duration_ms": "QRS duration", "qt_interval_ms": "QT interval",
              "qtc_bazett_ms": "QTc (Bazett)", "qtc_fridericia_ms": "QTc (Fridericia)"}
     keys = measured(*names)

@@ -3,7 +3,7 @@ polarity inversion, added to the `Quality` (verdict at most "limited"); the inte
 changes, flagged on the `Measurements`. See docs/reliability.md."""
 from __future__ import annotations
 
-from ragecg.values import Measurements, Quality
+from ragecg.values import BEATS_DISPUTED, Measurements, Quality
 
 
 # ------------------------------------------------------------------ checks on the measurements
@@ -74,10 +74,11 @@ def with_beat_flags(m: Measurements, quality: Quality) -> Measurements:
     if not quality.beats_disputed:
         return m
     m = m.model_copy(deep=True)
-    note = (f"beats disputed (bSQI {quality.beat_agreement:.2f}): from the detected beats, which artefact "
+    note = (f"{BEATS_DISPUTED} (bSQI {quality.beat_agreement:.2f}): from the detected beats, which artefact "
             "adds or hides")
     for key in ("heart_rate_bpm", "qtc_bazett_ms", "qtc_fridericia_ms", "qtc_framingham_ms", "qtc_hodges_ms"):
         if m.get(key) is not None:
             m.methods[key] = (m.methods.get(key, "") + "; " + note).lstrip("; ")
             m.confidence[key] = min(m.confidence.get(key, 1.0), 0.5)
+            m.uncertain[key] = note
     return m
