@@ -37,8 +37,9 @@ from pydantic import BaseModel
 from ragecg import bounded
 from ragecg.errors import LLMTimeoutError
 from ragecg.settings import LlmSettings, Settings
-from ragecg.values import (BEATS_DISPUTED, FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis, Evidence,
-                           FinalCode, LLMInfo, Measurements, Passage, Quality, Sentence, StatementLogic, scp_codes)
+from ragecg.values import (BEATS_DISPUTED, FIRE_THRESHOLD, Candidates, Category, CodeCandidate, Decisions, Diagnosis,
+                           Evidence, FinalCode, LLMInfo, Measurements, Passage, Quality, Sentence, StatementLogic,
+                           scp_codes)
 
 from .decision import decide, without
 from .prompt import (DEFAULT_PROMPT_TOKENS, LLM_ADJUSTMENT, SECTIONS, SENTENCE_MAX_CHARS, Prompt, build_prompt,

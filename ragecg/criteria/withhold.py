@@ -30,11 +30,15 @@ WITHHELD_BECAUSE = {"limb_lead_reversal": "limb-lead reversal suspected: their c
                     "beats_disputed": "beats not confirmed by most leads: rhythm, rate and beat-by-beat statements "
                                       "are not interpreted"}
 # Statements read from the sequence of beats (rate, regularity, premature beats, AV conduction beat by beat),
-# which beats added or hidden by artefact change; the median beat of the dominant beats still gives the
-# intervals and the morphology. PACE is not among them: the pacing stimuli confirm their beats.
-BEAT_SEQUENCE_CODES = frozenset(c for c, row in scp_codes().items()
-                                if "rhythm" in (row.get("kinds") or []) and c != "PACE") | {
-    "PAC", "PVC", "PRC(S)", "2AVB", "3AVB"}
+# which beats added or hidden by artefact change: every rhythm statement but PACE (the pacing stimuli confirm
+# their beats) and these; the median beat of the dominant beats still gives the intervals and the morphology.
+BEAT_SEQUENCE_FORM_CODES = ("PAC", "PVC", "PRC(S)", "2AVB", "3AVB")
+
+
+def reads_beat_sequence(code: str, table: dict[str, dict]) -> bool:
+    """Whether `code` is read from the sequence of beats (withheld when the beats are disputed)."""
+    kinds = table.get(code, {}).get("kinds") or []
+    return code in BEAT_SEQUENCE_FORM_CODES or ("rhythm" in kinds and code != "PACE")
 # Morphology statements that ventricular pacing invalidates (the paced QRS is wide with secondary ST-T
 # changes: Goldberger 2018, ch. 22; the usual conduction, hypertrophy, infarction and ST-T criteria do
 # not apply, AHA/ACCF/HRS 2009 Part III on paced rhythms): the SCP superclasses of those statements.
@@ -124,7 +128,7 @@ def withhold_unreliable_codes(candidates, m: Measurements, quality: Quality, doc
                     continue
                 if "atrial_pacing" in findings and r.code in ATRIAL_PACED_CODES:
                     continue
-                if "beats_disputed" in findings and (r.code in BEAT_SEQUENCE_CODES or r.code == "NORM"):
+                if "beats_disputed" in findings and (r.code == "NORM" or reads_beat_sequence(r.code, table)):
                     continue
                 if reduced:
                     r = rule_on_available_leads(r, usable)

@@ -32,8 +32,9 @@ would otherwise yield invented waves). Thresholds and their sources:
   (ragecg.criteria.withhold). It is refused when bSQI < 0.80, more than ~20 % of the beats in dispute: twice
   the IEC tolerance, the bound bench/noise.py holds accepted measurements to. On LUDB 1-100 (design half)
   with electrode-motion noise, records read at bSQI 0.8-0.9 kept their QRS within 1.1 +/- 4.0 ms of the clean
-  record's, those at 0.5-0.6 were off by 25 +/- 26 ms (docs/reliability.md). Each lead's own bSQI with the multi-lead beats is reported (`beat_agreement`) but does
-  not mark the lead: one-lead detection misses the small QRS of clean low-amplitude leads.
+  record's, those at 0.5-0.6 were off by 25 +/- 26 ms (docs/reliability.md). Each lead's own bSQI with the
+  multi-lead beats is reported (`beat_agreement`) but does not mark the lead: one-lead detection misses the
+  small QRS of clean low-amplitude leads.
 Verdict (docs/reliability.md, issue 18): unusable when no lead is usable, when most leads that carry a
 signal are too noisy even for the muscle filter, or the beats are not
 confirmed; limited when any lead is not good.
@@ -339,9 +340,8 @@ def checked_signal(ecg: Ecg) -> tuple[Ecg, Quality]:
         if disputed and pacing.kind == "ventricular" and 2 * pacing.paced_beats >= pacing.beats:
             # Paced beats are confirmed by their stimuli, seen in >= SPIKE_MIN_LEADS leads at one instant;
             # the per-lead detectors disagree on the wide paced complexes (LUDB 45, 72).
-            first = quality.reasons[0].split(": ", 1)[1].split("; electrode motion")[0]
             quality.reasons[0] = (f"beats confirmed by pacemaker stimuli ({pacing.paced_beats} of {pacing.beats}); "
-                                  f"per-lead beat agreement: {first}")
+                                  f"per-lead beat agreement: bSQI {quality.beat_agreement:.2f}")
             quality.verdict, quality.beats_disputed = "limited", False
     return ecg, quality
 
