@@ -16,6 +16,8 @@ import sys
 import time
 import warnings
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -28,16 +30,11 @@ from ragecg.settings import get_settings  # noqa: E402
 NOISE_COLUMNS = ("baseline_drift", "static_noise", "burst_noise", "electrodes_problems")
 
 
-def gate(path: Path) -> tuple[str, list[str], list[str], bool]:
-    """(verdict, first reason, leads excluded, mains notch applied) of one record; LUDB's amplitudes are read as
-    microvolts (bench/ludb_uv.py: its header gains scale every lead to 1 mV peak-to-peak)."""
+def gate(load) -> tuple[str, list[str], list[str], bool]:
+    """(verdict, first reason, leads excluded, mains notch applied) of the record `load()` reads."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if path.parent.parent.name == "ludb":
-            ecg = read_ludb_uv(path.parent.parent.parent, int(path.stem))
-        else:
-            ecg = read_record(path)
-        _, q = checked_signal(ecg)
+        _, q = checked_signal(load())
     excluded = [ld for ld, lq in q.leads.items() if lq.state not in ("good", "noisy")]
     return q.verdict, q.reasons[:1], excluded, bool(q.mains_filter_hz)
 
@@ -50,24 +47,25 @@ def main(argv: list[str] | None = None) -> int:
 
     data = get_settings().data_dir
     t0 = time.perf_counter()
-    sets: dict[str, list[tuple[str, Path, str]]] = {
-        "LUDB 1-100 (development)": [(str(i), data / f"ludb/data/{i}.hea", "") for i in range(1, 101)],
-        "LUDB 101-200 (reported)": [(str(i), data / f"ludb/data/{i}.hea", "") for i in range(101, 201)],
+    # LUDB's amplitudes are read as microvolts (bench/ludb_uv.py: its header gains scale every lead to 1 mV p-p)
+    sets: dict[str, list[tuple[str, Callable, str]]] = {
+        "LUDB 1-100 (development)": [(str(i), partial(read_ludb_uv, data, i), "") for i in range(1, 101)],
+        "LUDB 101-200 (reported)": [(str(i), partial(read_ludb_uv, data, i), "") for i in range(101, 201)],
     }
     db = pd.read_csv(data / "ptbxl/ptbxl_database.csv", index_col="ecg_id")
     f9 = db[db.strat_fold == 9]
     if args.ptbxl_limit:
         f9 = f9.iloc[: args.ptbxl_limit]
     sets["PTB-XL fold 9 (validation), 100 Hz"] = [
-        (str(eid), data / "ptbxl" / f"{row.filename_lr}.hea",
+        (str(eid), partial(read_record, data / "ptbxl" / f"{row.filename_lr}.hea"),
          ", ".join(f"{c}={str(row[c]).strip(' ,')}" for c in NOISE_COLUMNS if isinstance(row[c], str)) or "none")
         for eid, row in f9.iterrows()]
     cmd = "python bench/gate_refusals.py " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = []
     for name, items in sets.items():
         verdicts, excluded_leads, notched, refused = Counter(), 0, 0, []
-        for rid, path, noise in items:
-            verdict, why, excl, notch = gate(path)
+        for rid, load, noise in items:
+            verdict, why, excl, notch = gate(load)
             verdicts[verdict] += 1
             excluded_leads += len(excl)
             notched += notch

@@ -114,7 +114,7 @@ def with_noise(ecg: Ecg, kind: str, snr_db: float, p2p: np.ndarray, seed: int) -
 
 def run_one(ecg: Ecg) -> tuple[str, dict | None]:
     """("refused-gate" | "refused-measure" | "disputed" | "limited" | "usable", values). "disputed": read with
-    the beats disputed (bSQI 0.5-0.9): the report withholds the rate and rhythm statements and flags the heart
+    the beats disputed (bSQI 0.80-0.90): the report withholds the rate and rhythm statements and flags the heart
     rate, so the heart rate is not counted here (None); the median-beat intervals are."""
     ecg, quality = checked_signal(ecg)
     if quality.verdict == "unusable":
