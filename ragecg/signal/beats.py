@@ -62,13 +62,15 @@ def _butter(order: int, wn: tuple[float, ...] | float, btype: str) -> np.ndarray
     return sps.butter(order, wn, btype=btype, output="sos")
 
 
-def _median0(a: np.ndarray) -> np.ndarray:
-    """Median over axis 0, ignoring NaN (padding outside the record)."""
+def nan_median(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Median along `axis`, ignoring NaN (padding outside the record; NaN where all are NaN).
+    `np.median` when nothing is missing: the same values, without NumPy's masked-array path
+    that `np.nanmedian` takes for short rows."""
     if not np.isnan(a).any():
-        return np.median(a, axis=0)
+        return np.median(a, axis=axis)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(a, axis=0)
+        return np.nanmedian(a, axis=axis)
 
 
 def resample_to_internal(x: np.ndarray, fs: float) -> np.ndarray:
@@ -163,14 +165,15 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
     # Re-align every beat on the provisional median QRS (cross-correlation, +/-12 ms).
     half = int(QRS_TEMPLATE_HALF_S * f)
     qwin = slice(pre - half, pre + half)
-    template = _median0(w[:, :, qwin])
+    template = nan_median(w[:, :, qwin])
     max_shift = int(ALIGN_MAX_SHIFT_S * f)
     shifts = np.zeros(len(peaks), dtype=int)
     if len(peaks) >= 3:
         tq = template - np.nanmean(template, axis=1, keepdims=True)
         best = np.full(len(peaks), -np.inf)
+        wide = _windows(x, peaks, half + max_shift, half + max_shift)
         for s in range(-max_shift, max_shift + 1):
-            seg = _windows(x, peaks + s, half, half)     # beats x leads x 2*half
+            seg = wide[:, :, max_shift + s:max_shift + s + 2 * half]     # beats x leads x 2*half, shifted by s
             seg = seg - np.nanmean(seg, axis=2, keepdims=True)
             score = np.nansum(seg * tq[None], axis=(1, 2))
             better = score > best
@@ -178,7 +181,7 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
             shifts[better] = s
         peaks = peaks + shifts
         w = _windows(x, peaks, pre, post)
-        template = _median0(w[:, :, qwin])
+        template = nan_median(w[:, :, qwin])
     r = _corr_rows(w[:, :, qwin], template)
     dominant = r >= DOMINANT_CORRELATION
     if dominant.sum() < max(MIN_BEATS, min(3, len(peaks))) and len(peaks) > 0:
@@ -190,7 +193,7 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
     if np.sum(dominant & complete) >= 3:   # beats cut by the record's ends only when needed
         dominant &= complete
     beats = w[dominant]
-    median = _median0(beats)
+    median = nan_median(beats)
     median = np.where(np.isfinite(median), median, 0.0)
     return BeatSet(fs=f, leads=list(lead_names), median=median, fiducial=pre, peaks=peaks, dominant=dominant,
                    rr_s=np.diff(peaks) / f, beats=beats, signals=x)
@@ -266,31 +269,46 @@ def _lowpass_rows(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
 def wavelet_detail(m: np.ndarray, level: int) -> np.ndarray:
     """Rows of `m` through the quadratic-spline dyadic wavelet at scale 2^level (a trous algorithm,
     filters h = [1 3 3 1]/8 and g = [2 -2] with 2^(j-1) - 1 holes): a smoothed derivative."""
+    return wavelet_details(m, (level,))[0]
+
+
+def wavelet_details(m: np.ndarray, levels: tuple[int, ...]) -> list[np.ndarray]:
+    """`wavelet_detail` at each of `levels`, from one pass of the smoothing cascade."""
     from scipy import ndimage
 
     a = np.asarray(m, dtype=np.float64)
-    for p in range(level):
+    out: dict[int, np.ndarray] = {}
+    top = max(levels)
+    for p in range(top):
         step = 2 ** p
-        if p == level - 1:
+        if p + 1 in levels:
             g = np.zeros(step + 1)
             g[0], g[-1] = 2.0, -2.0
-            return ndimage.convolve1d(a, g, axis=1, mode="nearest")
-        h = np.zeros(3 * step + 1)
-        h[0] = h[-1] = 1.0 / 8
-        h[step] = h[2 * step] = 3.0 / 8
-        a = ndimage.convolve1d(a, h, axis=1, mode="nearest")
-    return a
+            out[p + 1] = ndimage.convolve1d(a, g, axis=1, mode="nearest")
+        if p + 1 < top:
+            h = np.zeros(3 * step + 1)
+            h[0] = h[-1] = 1.0 / 8
+            h[step] = h[2 * step] = 3.0 / 8
+            a = ndimage.convolve1d(a, h, axis=1, mode="nearest")
+    return [out[level] for level in levels]
 
 
 def _walk(v: np.ndarray, start: int, stop: int, thr: float) -> int | None:
     """From `start` towards `stop` (exclusive, either direction): first index where v < thr or
     where v has a local minimum (Martinez 2004 boundary rule); None if neither happens."""
     step = 1 if stop > start else -1
+    n = len(v)
+    # the samples the walk can read (up to one beyond the last candidate), as Python floats: the loop
+    # runs per sample, and reading floats from a list is several times faster than from the array
+    lo = start if step == 1 else max(0, stop)
+    vals = v[lo:(min(n, stop + 1) if step == 1 else start + 1)].tolist()
+    thr, v_start = float(thr), vals[start - lo]
     for i in range(start + step, stop, step):
-        if v[i] < thr:
+        vi = vals[i - lo]
+        if vi < thr:
             return i
         j = i + step
-        if 0 <= j < len(v) and v[i] <= v[i - step] and v[i] <= v[j] and v[i] < v[start]:
+        if 0 <= j < n and vi <= vals[i - step - lo] and vi <= vals[j - lo] and vi < v_start:
             return i
     return None
 
@@ -306,10 +324,15 @@ def _local_maxima(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def _flank_max(v: np.ndarray, lo: int, hi: int) -> int | None:
     """Largest local maximum of v in [lo, hi) (not at the window edge); None if none."""
-    k = _local_maxima(v, lo, hi)
-    if k.size == 0:
+    lo, hi = max(1, lo), min(len(v) - 1, hi)
+    seg = v[lo - 1:hi + 1]
+    if seg.size < 3:
         return None
-    return int(k[np.argmax(v[k])])
+    mid = seg[1:-1]
+    peak = (mid >= seg[:-2]) & (mid > seg[2:])
+    if not peak.any():
+        return None
+    return lo + int(np.argmax(np.where(peak, mid, -np.inf)))     # the first of the largest, as _local_maxima orders them
 
 
 def qrs_bounds(v: np.ndarray, fiducial: int, fs: float) -> tuple[int | None, int | None]:
@@ -420,8 +443,7 @@ def delineate_median(m: np.ndarray, fs: float, fiducial: int, rr_s: float) -> Bo
     n = m.shape[1]
     ms = lambda s: int(round(s * fs))  # noqa: E731
     shift = int(round(np.log2(fs / 500.0)))
-    wq = np.abs(wavelet_detail(m, QRS_SCALE_LEVEL + shift))
-    wpt = np.abs(wavelet_detail(m, PT_SCALE_LEVEL + shift))
+    wq, wpt = (np.abs(d) for d in wavelet_details(m, (QRS_SCALE_LEVEL + shift, PT_SCALE_LEVEL + shift)))
     sv_q = np.sqrt(np.sum(wq ** 2, axis=0))
     sv_pt = np.sqrt(np.sum(wpt ** 2, axis=0))
 
@@ -584,6 +606,7 @@ class BeatTimings:
     p_lag: np.ndarray               # best lag of the P segment, samples (NaN: no P search)
     p_locked: np.ndarray            # bool: P found at the median beat's position (r and lag within tolerance)
     rr_before_s: np.ndarray         # RR interval before the beat, s (NaN for the first beat)
+    pt_detail: np.ndarray | None = None   # each beat's leads at the P/T wavelet scale (beats x leads x window)
 
 
 def _nan(n: int) -> np.ndarray:
@@ -637,14 +660,16 @@ def beat_timings(bs: BeatSet, b: Boundaries) -> BeatTimings | None:
     ms = lambda s: int(round(s * fs))  # noqa: E731
     shift = int(round(np.log2(fs / 500.0)))
     flat = x.reshape(-1, w)
-    sv_q = np.sqrt(np.sum(wavelet_detail(flat, QRS_SCALE_LEVEL + shift).reshape(n, n_leads, w) ** 2, axis=1))
-    sv_pt = np.sqrt(np.sum(wavelet_detail(flat, PT_SCALE_LEVEL + shift).reshape(n, n_leads, w) ** 2, axis=1))
+    d_q, d_pt = (d.reshape(n, n_leads, w) for d in wavelet_details(flat, (QRS_SCALE_LEVEL + shift,
+                                                                          PT_SCALE_LEVEL + shift)))
+    sv_q = np.sqrt(np.sum(d_q ** 2, axis=1))
+    sv_pt = np.sqrt(np.sum(d_pt ** 2, axis=1))
     idx = np.flatnonzero(bs.dominant)
     rr_before = np.array([(bs.peaks[k] - bs.peaks[k - 1]) / fs if k > 0 else np.nan for k in idx])
     if rr_before.size != n:      # not the beats of the mask (never expected): no RR per beat
         rr_before = _nan(n)
     out = BeatTimings(_nan(n), _nan(n), _nan(n), _nan(n), _nan(n), _nan(n), _nan(n), np.zeros(n, dtype=bool),
-                      rr_before)
+                      rr_before, d_pt)
     flank_t, flank_p = ms(T_FLANK_S), ms(P_FLANK_S)
     for i in range(n):
         on, off = qrs_bounds(sv_q[i], bs.fiducial, fs)
@@ -689,7 +714,10 @@ def lead_p_durations(bs: BeatSet, b: Boundaries, t: BeatTimings, rows: list[int]
         on, off = b.p_on_by_lead[r], b.p_off_by_lead[r]
         if on is None or off is None:
             continue
-        v = np.abs(wavelet_detail(np.nan_to_num(bs.beats[:, r, :]), PT_SCALE_LEVEL + shift))
+        if t.pt_detail is not None:
+            v = np.abs(t.pt_detail[:, r, :])
+        else:
+            v = np.abs(wavelet_detail(np.nan_to_num(bs.beats[:, r, :]), PT_SCALE_LEVEL + shift))
         d = _nan(v.shape[0])
         for i in locked:
             k = int(t.p_lag[i])

@@ -13,7 +13,7 @@ from ragecg.values import (FLAT_P2P_MV, LIMB_LEADS, PRECORDIAL_LEADS, STANDARD_L
 
 from . import rhythm
 from .beats import (LONG_RR_FRACTION, P_BEAT_R, P_CONSISTENT_SHARE, P_SEARCH_S, P_TIMING_TOL_S, beat_timings,
-                    build_beats, delineate_median, lead_p_durations, p_locked_after_long_rr, robust_sd)
+                    build_beats, delineate_median, lead_p_durations, nan_median, p_locked_after_long_rr, robust_sd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,14 +380,14 @@ def _atrial_rhythm(out: Measurements, bs, c: rhythm.BeatClasses) -> None:
             out.methods[key] = how
 
 
-def _noise_per_lead(bs, lo: int, hi: int) -> np.ndarray:
-    """Single-beat noise (RMS of beat minus median) per lead in window [lo, hi)."""
+def _noise_per_lead(bs, lo: int, hi: int, rows: slice | list[int] = slice(None)) -> np.ndarray:
+    """Single-beat noise (RMS of beat minus median) per lead (of `rows`) in window [lo, hi)."""
     if bs.beats.shape[0] < 2:
-        return np.full(len(bs.leads), np.nan)
-    res = bs.beats[:, :, lo:hi] - bs.median[None, :, lo:hi]
+        return np.full(len(bs.leads), np.nan)[rows]
+    res = bs.beats[:, rows, lo:hi] - bs.median[None, rows, lo:hi]
     with np.errstate(all="ignore"):
         per_sample = np.sqrt(np.nanmean(res ** 2, axis=0))     # leads x window
-    return np.nanmedian(per_sample, axis=1)
+    return nan_median(per_sample, axis=1)
 
 
 def p_wave_leads(bs, b) -> int:
@@ -422,7 +422,7 @@ def _lead_p_bounds(bs, b, i: int) -> tuple[int, int] | None:
         return None
     dev = bs.median[i, a:e + 1] - bs.median[i, a]
     rms, amp = float(np.sqrt(np.mean(dev ** 2))), float(np.max(np.abs(dev)))
-    noise = float(_noise_per_lead(bs, a, e + 1)[i])
+    noise = float(_noise_per_lead(bs, a, e + 1, [i])[0])
     if amp < MIN_WAVE_MV or (np.isfinite(noise) and noise > 0 and rms < SNR_MIN * noise):
         return None
     return a, e

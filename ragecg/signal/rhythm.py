@@ -26,12 +26,12 @@ Used by `ragecg.signal.measure` on a `ragecg.signal.beats.BeatSet`. Constants an
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from .beats import DOMINANT_CORRELATION, QRS_SCALE_LEVEL, QRS_TEMPLATE_HALF_S, qrs_bounds, wavelet_detail
+from .beats import (DOMINANT_CORRELATION, QRS_SCALE_LEVEL, QRS_TEMPLATE_HALF_S, nan_median, qrs_bounds,
+                    wavelet_detail)
 
 PREMATURE_RR_FRACTION = 0.80    # RR < 80 % of the expected RR: >= 20 % premature (Malik et al. 1989)
 WIDE_QRS_MS = 120.0             # AHA/ACCF/HRS 2009 Part III: QRS >= 120 ms is wide in adults
@@ -206,10 +206,12 @@ def atrial_activity(bs) -> AtrialActivity | None:
     if bs.signals.shape[0] < MIN_ATRIAL_SIGNAL_S * fs:
         return None
     best = None
-    for ld in ATRIAL_LEADS:
-        if ld not in bs.leads:
-            continue
-        f, p = sps.welch(ventricular_residual(bs, bs.leads.index(ld)), fs=fs, nperseg=int(ATRIAL_SEGMENT_S * fs))
+    leads = [ld for ld in ATRIAL_LEADS if ld in bs.leads]
+    if not leads:
+        return None
+    residuals = np.stack([ventricular_residual(bs, bs.leads.index(ld)) for ld in leads])
+    f, spectra = sps.welch(residuals, fs=fs, nperseg=int(ATRIAL_SEGMENT_S * fs), axis=-1)
+    for ld, p in zip(leads, spectra):
         band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
         fb, pb = f[band], p[band]
         # the dominant frequency is a spectral peak inside the band, not the band's edge on the flank of
@@ -364,10 +366,8 @@ def p_wave_beats(bs, premature: np.ndarray, qrs_on: int | None = None, t_off: in
     # it is the window of one or two beats, which would then match themselves
     covered = np.isfinite(w[normal][:, 0, :]).sum(axis=0)
     full = covered >= max(3, 0.5 * int(normal.sum()))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        tmpl = np.nanmedian(w[normal][:, :, full], axis=0)
     beats = w[normal][:, :, full]
+    tmpl = nan_median(beats, axis=0)
     if tmpl.shape[1] < min_len:
         return None
     noise = np.sqrt(np.nanmean((beats - tmpl) ** 2, axis=(0, 2)))
