@@ -172,10 +172,12 @@ def build_beats(signals_mv: np.ndarray, fs: float, lead_names: list[str]) -> Bea
         tq = template - np.nanmean(template, axis=1, keepdims=True)
         best = np.full(len(peaks), -np.inf)
         wide = _windows(x, peaks, half + max_shift, half + max_shift)
+        # NaN only where a window leaves the record: without any, the plain mean and sum (the same values)
+        mean, total = (np.nanmean, np.nansum) if np.isnan(wide).any() or np.isnan(tq).any() else (np.mean, np.sum)
         for s in range(-max_shift, max_shift + 1):
             seg = wide[:, :, max_shift + s:max_shift + s + 2 * half]     # beats x leads x 2*half, shifted by s
-            seg = seg - np.nanmean(seg, axis=2, keepdims=True)
-            score = np.nansum(seg * tq[None], axis=(1, 2))
+            seg = seg - mean(seg, axis=2, keepdims=True)
+            score = total(seg * tq[None], axis=(1, 2))
             better = score > best
             best[better] = score[better]
             shifts[better] = s
@@ -623,20 +625,30 @@ def _p_match(beats: np.ndarray, template: np.ndarray, lo: int, hi: int, max_lag:
         return np.full(n, np.nan), np.zeros(n)
     lags = np.arange(a0, a1 - length + 1) - lo
     seg = beats[:, :, a0:a1]
-    ramp = np.arange(length, dtype=float) - (length - 1) / 2.0
-    ramp /= np.sqrt(np.sum(ramp * ramp))
+    centre = (length - 1) / 2.0
+    ramp = np.arange(length, dtype=float) - centre
+    ramp_norm = np.sqrt(np.sum(ramp * ramp))
+    ramp /= ramp_norm
     t = template - template.mean(axis=1, keepdims=True)
     t = t - np.sum(t * ramp, axis=1, keepdims=True) * ramp            # template orthogonal to constants and ramps
 
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    win = np.ascontiguousarray(sliding_window_view(seg, length, axis=2).transpose(0, 2, 1, 3))  # n x lags x leads x len
+    k_n, span = len(lags), a1 - a0
     tn = np.sqrt(np.sum(t * t))
-    num = win.reshape(n, len(lags), -1) @ t.ravel()                    # a line in the segment adds nothing
-    s1 = win.sum(axis=3)
-    sr = win @ ramp
-    s2 = np.einsum("nklt,nklt->nkl", win, win)
-    energy = np.sum(s2 - s1 * s1 / length - sr * sr, axis=2)           # segment energy once its line is removed
+    # sum over leads of each window's dot product with the template: a cross-correlation (FFT of the
+    # segment's length, no wrap-around for the lags kept); a line in the segment adds nothing
+    spec = np.sum(np.fft.rfft(seg, span, axis=2) * np.conj(np.fft.rfft(t, span, axis=1))[None], axis=1)
+    num = np.fft.irfft(spec, span, axis=1)[:, :k_n]
+
+    # each window's sum, sum of squares and projection on the ramp, from running sums (n x leads x lags)
+    def window_sums(v: np.ndarray) -> np.ndarray:
+        c = np.concatenate((np.zeros(v.shape[:2] + (1,)), np.cumsum(v, axis=2)), axis=2)
+        return c[:, :, length:length + k_n] - c[:, :, :k_n]
+
+    s1 = window_sums(seg)
+    s2 = window_sums(seg * seg)
+    first_moment = window_sums(seg * np.arange(span, dtype=float)) - np.arange(k_n) * s1   # sum of x[k + j] * j
+    sr = (first_moment - centre * s1) / ramp_norm                      # sum of x[k + j] * ramp[j]
+    energy = np.sum(s2 - s1 * s1 / length - sr * sr, axis=1)           # segment energy once its line is removed
     with np.errstate(all="ignore"):
         r = np.where((energy > 0) & (tn > 0), num / np.sqrt(np.maximum(energy, 1e-30)) / tn, -np.inf)
     k = np.argmax(r, axis=1)
