@@ -58,8 +58,16 @@ class BeatSet:
 
 
 @lru_cache(maxsize=64)
-def _butter(order: int, wn: tuple[float, ...] | float, btype: str) -> np.ndarray:
+def butter_sos(order: int, wn: tuple[float, ...] | float, btype: str) -> np.ndarray:
+    """`scipy.signal.butter(..., output="sos")`, designed once per (order, band, type): the same few filters
+    run on every lead of every record. The array is shared: do not change it."""
     return sps.butter(order, wn, btype=btype, output="sos")
+
+
+@lru_cache(maxsize=16)
+def butter_ba(order: int, wn: float, btype: str) -> tuple[np.ndarray, np.ndarray]:
+    """`scipy.signal.butter(...)` as (b, a), designed once (see `butter_sos`)."""
+    return sps.butter(order, wn, btype=btype)
 
 
 def nan_median(a: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -85,21 +93,28 @@ def filtered(x: np.ndarray, fs: float, source_fs: float) -> np.ndarray:
     """Baseline-free (0.67 Hz) and, where the source rate allows, 150 Hz low-passed signals."""
     nyq = fs / 2
     hi = min(LOWPASS_HZ, 0.9 * source_fs / 2, 0.9 * nyq)
-    sos = _butter(2, (HIGHPASS_HZ / nyq, hi / nyq), "band")
+    sos = butter_sos(2, (HIGHPASS_HZ / nyq, hi / nyq), "band")
     return sps.sosfiltfilt(sos, x, axis=0)
+
+
+def qrs_band(x: np.ndarray, fs: float) -> np.ndarray:
+    """Each lead (column) in the QRS band (5-25 Hz)."""
+    nyq = fs / 2
+    return sps.sosfiltfilt(butter_sos(2, (QRS_BAND_HZ[0] / nyq, QRS_BAND_HZ[1] / nyq), "band"), x, axis=0)
 
 
 def detection_signal(x: np.ndarray, fs: float) -> np.ndarray:
     """Root-sum-square over leads of the QRS band (5-25 Hz): one positive multi-lead QRS signal."""
-    nyq = fs / 2
-    sos = _butter(2, (QRS_BAND_HZ[0] / nyq, QRS_BAND_HZ[1] / nyq), "band")
-    band = sps.sosfiltfilt(sos, x, axis=0)
-    return np.sqrt(np.sum(band ** 2, axis=1))
+    return np.sqrt(np.sum(qrs_band(x, fs) ** 2, axis=1))
 
 
 def detect_beats(x: np.ndarray, fs: float) -> np.ndarray:
     """Sample indices of QRS complexes (peak of the multi-lead QRS-band magnitude)."""
-    det = detection_signal(x, fs)
+    return beats_in_detection_signal(detection_signal(x, fs), fs)
+
+
+def beats_in_detection_signal(det: np.ndarray, fs: float) -> np.ndarray:
+    """`detect_beats` on a detection signal (`detection_signal`, or the root-sum-square of some leads' `qrs_band`)."""
     if not np.isfinite(det).all() or np.max(det) <= 0:
         return np.array([], dtype=int)
     peaks = np.asarray(ecg_findpeaks(det, sampling_rate=int(fs), method="neurokit")["ECG_R_Peaks"], dtype=int)
@@ -265,7 +280,7 @@ class Boundaries:
 
 
 def _lowpass_rows(m: np.ndarray, fs: float, hz: float) -> np.ndarray:
-    return sps.sosfiltfilt(_butter(2, hz / (fs / 2), "low"), m, axis=1)
+    return sps.sosfiltfilt(butter_sos(2, hz / (fs / 2), "low"), m, axis=1)
 
 
 def wavelet_detail(m: np.ndarray, level: int) -> np.ndarray:

@@ -62,7 +62,8 @@ from scipy import signal as sps
 
 from ragecg.values import FLAT_P2P_MV, STANDARD_LEADS, Ecg, LeadQuality, Quality
 
-from .beats import INTERNAL_FS, detect_beats, filtered, resample_to_internal
+from .beats import (INTERNAL_FS, beats_in_detection_signal, butter_ba, butter_sos, filtered, qrs_band,
+                    resample_to_internal)
 from .pacing import MIN_PACED_BEATS, pacing_of, spike_events, without_spikes
 SATURATION_FRACTION = 0.02
 MAX_PHYSIOLOGICAL_MV = 15.0
@@ -77,11 +78,44 @@ MAINS_HZ = (50.0, 60.0)
 NOTCH_Q = 30.0                 # -3 dB band f0/Q = 1.7-2 Hz: covers EN 50160's +/-1 % supply frequency
 
 
-def wave_range_uv(x: np.ndarray, fs: float) -> float:
-    """The 0.5-99.5 percentile range (uV) of the lead's waves: 0.5-40 Hz band-passed (2nd order, zero phase)."""
-    hi = min(40.0, 0.45 * fs)
-    y = sps.sosfiltfilt(sps.butter(2, [0.5 / (fs / 2), hi / (fs / 2)], btype="band", output="sos"), x)
+def wave_range_uv(x: np.ndarray, fs: float, band_passed: np.ndarray | None = None) -> float:
+    """The 0.5-99.5 percentile range (uV) of the lead's waves: 0.5-40 Hz band-passed (2nd order, zero phase;
+    `band_passed`: that signal, when already filtered)."""
+    y = sps.sosfiltfilt(_wave_band(fs), x) if band_passed is None else band_passed
     return 1000.0 * float(np.percentile(y, 99.5) - np.percentile(y, 0.5))
+
+
+def _wave_band(fs: float) -> np.ndarray:
+    return butter_sos(2, (0.5 / (fs / 2), min(40.0, 0.45 * fs) / (fs / 2)), "band")
+
+
+@dataclasses.dataclass
+class _LeadSpectra:
+    """What `_assess_lead` reads of one lead besides its samples: its Welch spectrum, the lead above 40 Hz and
+    in the 0.5-40 Hz wave band (None at rates without 45 Hz of bandwidth) and its baseline (< 0.5 Hz)."""
+
+    f: np.ndarray
+    pxx: np.ndarray
+    above_40_hz: np.ndarray | None
+    wave_band: np.ndarray | None
+    baseline: np.ndarray
+
+
+def _lead_spectra(rows: np.ndarray, fs: float) -> list[_LeadSpectra]:
+    """`_LeadSpectra` of every row of `rows` (leads x samples, gaps filled), each filter run once over all
+    rows: the values are those of the lead filtered alone."""
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    nyq = fs / 2
+    f, pxx = sps.welch(rows - rows.mean(axis=1, keepdims=True), fs=fs, nperseg=min(rows.shape[1], int(fs * 2)),
+                       axis=-1)
+    hp = band = None
+    if nyq > 45:
+        hp = sps.sosfiltfilt(butter_sos(4, 40.0 / nyq, "high"), rows, axis=-1)
+        band = sps.sosfiltfilt(_wave_band(fs), rows, axis=-1)
+    b, a = butter_ba(2, 0.5 / nyq, "low")
+    baseline = sps.filtfilt(b, a, rows, axis=-1)
+    return [_LeadSpectra(f, pxx[i], None if hp is None else hp[i], None if band is None else band[i], baseline[i])
+            for i in range(rows.shape[0])]
 
 
 # The noise-to-wave rule applies from 10 uV up (below it, noise is under a third of the smallest wave
@@ -89,11 +123,21 @@ def wave_range_uv(x: np.ndarray, fs: float) -> float:
 MIN_RATIO_NOISE_UV = 10.0
 
 
-def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
+def _filled(x: np.ndarray) -> np.ndarray | None:
+    """The lead with its non-finite samples set to the median of the others; None when more than
+    MISSING_FRACTION of them are missing."""
     finite = np.isfinite(x)
     if finite.mean() < 1 - MISSING_FRACTION:
-        return LeadQuality(state="missing", reason=f"{100 * (1 - finite.mean()):.0f}% of samples are NaN/inf")
-    x = np.where(finite, x, np.nanmedian(x[finite]) if finite.any() else 0.0).astype(np.float64)
+        return None
+    return np.where(finite, x, np.nanmedian(x[finite]) if finite.any() else 0.0).astype(np.float64)
+
+
+def _assess_lead(raw: np.ndarray, fs: float, spectra: _LeadSpectra | None = None) -> LeadQuality:
+    """One lead's state. `spectra`: `_lead_spectra` of the filled lead, when computed with the other leads."""
+    x = _filled(raw)
+    if x is None:
+        missing = 1 - np.isfinite(raw).mean()
+        return LeadQuality(state="missing", reason=f"{100 * missing:.0f}% of samples are NaN/inf")
     p2p = float(np.ptp(x))
     if p2p < FLAT_P2P_MV:
         return LeadQuality(state="flat", reason=f"peak-to-peak {p2p:.3f} mV (< {FLAT_P2P_MV} mV): flat or disconnected")
@@ -107,20 +151,21 @@ def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
     if at_rail >= SATURATION_FRACTION and len(x) > 50:
         return LeadQuality(state="saturated", reason=f"{100 * at_rail:.0f}% of samples at the recording limit (clipped)")
     nyq = fs / 2
-    f, pxx = sps.welch(x - x.mean(), fs=fs, nperseg=min(len(x), int(fs * 2)))
+    sp = spectra if spectra is not None else _lead_spectra(x[None, :], fs)[0]
+    f, pxx = sp.f, sp.pxx
     band = (f >= 1) & (f <= 40)
     high = f > 40
     ratio = float(pxx[high].sum() / max(pxx[band].sum(), 1e-12)) if nyq > 45 else 0.0
     hf_uv = mains_hz = None
     if nyq > 45:
-        hp = sps.sosfiltfilt(sps.butter(4, 40.0 / nyq, btype="high", output="sos"), x)
+        hp = sp.above_40_hz
         hf_uv = round(float(1.4826 * np.median(np.abs(hp)) * 1000.0), 1)
         # A mains line: more than half of the power above 40 Hz within +/-1 Hz of 50 or 60 Hz.
         mains = {hz: float(pxx[(f >= hz - 1) & (f <= hz + 1)].sum()) for hz in MAINS_HZ}
         hz = max(mains, key=mains.get)
         if mains[hz] > 0.5 * pxx[high].sum():
             mains_hz = hz
-        range_uv = wave_range_uv(x, fs)
+        range_uv = wave_range_uv(x, fs, sp.wave_band)
         if hf_uv < MAX_HF_NOISE_UV and hf_uv >= MAX_HF_NOISE_FILTERED_RATIO * range_uv and hf_uv >= MIN_RATIO_NOISE_UV:
             return LeadQuality(state="too_noisy", noise_ratio=ratio, hf_noise_uv=hf_uv,
                                reason=f"high-frequency noise: {hf_uv:.0f} uV SD above 40 Hz on waves of "
@@ -136,9 +181,7 @@ def _assess_lead(x: np.ndarray, fs: float) -> LeadQuality:
     if ratio > HF_NOISE_RATIO:
         return LeadQuality(state="noisy", reason=f"high-frequency noise (power >40 Hz / 1-40 Hz = {ratio:.2f})",
                            noise_ratio=ratio, hf_noise_uv=hf_uv, mains_hz=mains_hz)
-    b, a = sps.butter(2, 0.5 / nyq, btype="low")
-    baseline = sps.filtfilt(b, a, x)
-    swing = float(np.ptp(baseline))
+    swing = float(np.ptp(sp.baseline))
     if swing > BASELINE_SWING_MV:
         return LeadQuality(state="noisy", reason=f"baseline wander of {swing:.1f} mV", noise_ratio=ratio,
                            hf_noise_uv=hf_uv, mains_hz=mains_hz)
@@ -153,14 +196,19 @@ def assess_quality(ecg: Ecg, *, muscle_filter_hz: float | None = None,
     record was low-pass filtered against muscle noise: a lead stays too noisy when its unfiltered noise
     reached MAX_HF_NOISE_FILTERED_RATIO of its waves' range."""
     absent = set(ecg.missing_leads)
+    fs = ecg.sampling_rate_hz
+    present = [ld for ld in STANDARD_LEADS if ld not in absent]
+    filled = {ld: _filled(ecg.lead(ld)) for ld in present}
+    readable = [ld for ld in present if filled[ld] is not None]
+    spectra = dict(zip(readable, _lead_spectra(np.stack([filled[ld] for ld in readable]), fs))) if readable else {}
     leads = {ld: (LeadQuality(state="missing", reason="not in the recording") if ld in absent
-                  else _assess_lead(ecg.lead(ld), ecg.sampling_rate_hz)) for ld in STANDARD_LEADS}
+                  else _assess_lead(ecg.lead(ld), fs, spectra.get(ld))) for ld in STANDARD_LEADS}
     if muscle_filter_hz and raw_hf_uv:
         for ld, hf in raw_hf_uv.items():
             if hf is None or leads[ld].state not in ("good", "noisy"):
                 continue
             x = np.asarray(ecg.lead(ld), dtype=np.float64)
-            range_uv = wave_range_uv(np.where(np.isfinite(x), x, np.nanmedian(x)), ecg.sampling_rate_hz)
+            range_uv = wave_range_uv(np.where(np.isfinite(x), x, np.nanmedian(x)), fs)
             if hf >= MAX_HF_NOISE_FILTERED_RATIO * range_uv:
                 leads[ld] = LeadQuality(state="too_noisy", hf_noise_uv=hf,
                                         reason=f"high-frequency (muscle) noise: {hf:.0f} uV SD above 40 Hz, too much "
@@ -273,8 +321,10 @@ def beat_agreement(ecg: Ecg, leads: list[str]) -> tuple[float, dict[str, float]]
         p = np.asarray(p, dtype=int)
         return p[(p >= tol) & (p < n - tol)]
 
-    together = inner(detect_beats(x, INTERNAL_FS))
-    alone = [inner(detect_beats(x[:, [j]], INTERNAL_FS)) for j in range(len(leads))]
+    band = qrs_band(x, INTERNAL_FS)        # each lead filtered alone: the same values filtered together
+    together = inner(beats_in_detection_signal(np.sqrt(np.sum(band ** 2, axis=1)), INTERNAL_FS))
+    alone = [inner(beats_in_detection_signal(np.sqrt(np.sum(band[:, [j]] ** 2, axis=1)), INTERNAL_FS))
+             for j in range(len(leads))]
     per_lead = {ld: bsqi(together, p, tol) for ld, p in zip(leads, alone)}
     return bsqi(together, consensus_beats(alone, tol), tol), per_lead
 
@@ -368,7 +418,7 @@ def low_passed(ecg: Ecg, cutoff_hz: float) -> Ecg:
     x = ecg.signals_mv.astype(np.float64)
     nan = ~np.isfinite(x)
     x = gaps_interpolated(x, nan)
-    sos = sps.butter(2, cutoff_hz / (ecg.sampling_rate_hz / 2), btype="low", output="sos")
+    sos = butter_sos(2, cutoff_hz / (ecg.sampling_rate_hz / 2), "low")
     x = sps.sosfiltfilt(sos, x, axis=0)
     x[nan] = np.nan
     return dataclasses.replace(ecg, signals_mv=x.astype(np.float32))
@@ -397,8 +447,7 @@ def einthoven_residuals(ecg: Ecg, usable: list[str]) -> dict[str, float]:
     laws = {"I+III=II": (("I", 1.0), ("III", 1.0), ("II", -1.0)),
             "aVR+aVL+aVF=0": (("aVR", 1.0), ("aVL", 1.0), ("aVF", 1.0))}
     fs = ecg.sampling_rate_hz
-    hi = min(40.0, 0.45 * fs)
-    sos = sps.butter(2, [0.5 / (fs / 2), hi / (fs / 2)], btype="band", output="sos")
+    sos = _wave_band(fs)
     out = {}
     for law, terms in laws.items():
         names = [ld for ld, _ in terms]
