@@ -47,7 +47,7 @@ def _waves(y: np.ndarray, fs: float) -> list[tuple[int, int, int, float]]:
     A deflection is a run of one sign between zero crossings that reaches MIN_WAVE_MV for at least
     MIN_WAVE_S (IEC 60601-2-51 minimum wave); smaller runs are merged into the reference level.
     """
-    sign = np.sign(y)
+    sign = np.sign(y).tolist()         # the loop runs per sample: Python floats, not array scalars
     out = []
     i = 0
     n = len(y)

@@ -180,12 +180,13 @@ class AtrialActivity:
     lead: str                       # the lead (of II, III, aVF, V1) with the highest organisation
 
 
-def ventricular_residual(bs, row: int) -> np.ndarray:
-    """One lead with the median beat subtracted at every dominant beat; each beat owns the samples from
-    35 % of the preceding RR before it to 65 % of the following RR after it (no sample is subtracted
-    twice when the median-beat window is longer than the RR)."""
-    x = bs.signals[:, row].astype(float).copy()
-    n, pre, post = len(x), bs.fiducial, bs.median.shape[1] - bs.fiducial
+def ventricular_residuals(bs, rows: list[int]) -> np.ndarray:
+    """Leads `rows` (rows of the result) with the median beat subtracted at every dominant beat; each beat
+    owns the samples from 35 % of the preceding RR before it to 65 % of the following RR after it (no
+    sample is subtracted twice when the median-beat window is longer than the RR)."""
+    x = bs.signals[:, rows].astype(float)
+    n, pre, post = x.shape[0], bs.fiducial, bs.median.shape[1] - bs.fiducial
+    template = bs.median[rows].T                    # window x leads
     peaks = bs.peaks
     for k, (p, dom) in enumerate(zip(peaks, bs.dominant)):
         if not dom:
@@ -193,8 +194,8 @@ def ventricular_residual(bs, row: int) -> np.ndarray:
         back = pre if k == 0 else min(pre, int(0.35 * (p - peaks[k - 1])))
         ahead = post if k == len(peaks) - 1 else min(post, int(0.65 * (peaks[k + 1] - p)))
         lo, hi = max(0, p - back), min(n, p + ahead)
-        x[lo:hi] -= bs.median[row, lo - p + pre:hi - p + pre]
-    return x
+        x[lo:hi] -= template[lo - p + pre:hi - p + pre]
+    return np.ascontiguousarray(x.T)
 
 
 def atrial_activity(bs) -> AtrialActivity | None:
@@ -209,7 +210,7 @@ def atrial_activity(bs) -> AtrialActivity | None:
     leads = [ld for ld in ATRIAL_LEADS if ld in bs.leads]
     if not leads:
         return None
-    residuals = np.stack([ventricular_residual(bs, bs.leads.index(ld)) for ld in leads])
+    residuals = ventricular_residuals(bs, [bs.leads.index(ld) for ld in leads])
     f, spectra = sps.welch(residuals, fs=fs, nperseg=int(ATRIAL_SEGMENT_S * fs), axis=-1)
     for ld, p in zip(leads, spectra):
         band = (f >= ATRIAL_BAND_HZ[0]) & (f <= ATRIAL_BAND_HZ[1])
