@@ -71,14 +71,26 @@ def butter_ba(order: int, wn: float, btype: str) -> tuple[np.ndarray, np.ndarray
 
 
 def nan_median(a: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Median along `axis`, ignoring NaN (padding outside the record; NaN where all are NaN).
-    `np.median` when nothing is missing: the same values, without NumPy's masked-array path
-    that `np.nanmedian` takes for short rows."""
-    if not np.isnan(a).any():
-        return np.median(a, axis=axis)
+    """Median along `axis`, ignoring NaN (padding outside the record; NaN where all are NaN). When nothing
+    is missing, without NumPy's masked-array path that `np.nanmedian` takes for short rows."""
+    n = a.shape[axis]
+    if n and not np.isnan(a).any():
+        # np.median's value (the middle one, or the mean of the two middle ones) from a sort, which is
+        # several times faster than its partition along a leading axis
+        s = np.sort(a, axis=axis)
+        h = n // 2
+        return np.take(s, h, axis=axis) if n % 2 else (np.take(s, h - 1, axis=axis) + np.take(s, h, axis=axis)) / 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmedian(a, axis=axis)
+
+
+def median_of(values) -> float:
+    """Median of a short run of finite numbers (`np.median`'s value: the middle one, or the mean of the two
+    middle ones), without NumPy's per-call overhead: the per-beat and per-lead medians are many and short."""
+    s = sorted(values.tolist() if isinstance(values, np.ndarray) else values)
+    h = len(s) // 2
+    return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
 
 
 def resample_to_internal(x: np.ndarray, fs: float) -> np.ndarray:
@@ -406,7 +418,7 @@ def _wave_bounds(v: np.ndarray, peak: int, lo: int, hi: int, flank: int, xi_on: 
 def _median_or(values: list[int | None], fallback: int | None) -> tuple[int | None, int]:
     vals = [v for v in values if v is not None]
     if len(vals) >= MIN_LEADS_FOR_MEDIAN:
-        return int(round(float(np.median(vals)))), len(vals)
+        return int(round(median_of(vals))), len(vals)
     return fallback, 0
 
 
@@ -768,4 +780,4 @@ def robust_sd(v: np.ndarray) -> float | None:
     v = v[np.isfinite(v)]
     if v.size < 3:
         return None
-    return float(1.4826 * np.median(np.abs(v - np.median(v))))
+    return float(1.4826 * median_of(np.abs(v - median_of(v))))

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .beats import (DOMINANT_CORRELATION, QRS_SCALE_LEVEL, QRS_TEMPLATE_HALF_S, nan_median, qrs_bounds,
-                    wavelet_detail)
+from .beats import (DOMINANT_CORRELATION, QRS_SCALE_LEVEL, QRS_TEMPLATE_HALF_S, median_of, nan_median,
+                    qrs_bounds, wavelet_detail)
 
 PREMATURE_RR_FRACTION = 0.80    # RR < 80 % of the expected RR: >= 20 % premature (Malik et al. 1989)
 WIDE_QRS_MS = 120.0             # AHA/ACCF/HRS 2009 Part III: QRS >= 120 ms is wide in adults
@@ -68,7 +68,7 @@ def premature_flags(rr_s: np.ndarray) -> np.ndarray:
         return flags
     for k, rr in enumerate(rr_s):
         around = np.concatenate((rr_s[max(0, k - NEIGHBOUR_RR):k], rr_s[k + 1:k + 1 + NEIGHBOUR_RR]))
-        expected = float(np.median(around)) if around.size >= 2 else float(np.median(rr_s))
+        expected = median_of(around) if around.size >= 2 else median_of(rr_s)
         flags[k + 1] = rr < PREMATURE_RR_FRACTION * expected
     return flags
 
