@@ -353,15 +353,10 @@ def _local_maxima(v: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def _flank_max(v: np.ndarray, lo: int, hi: int) -> int | None:
     """Largest local maximum of v in [lo, hi) (not at the window edge); None if none."""
-    lo, hi = max(1, lo), min(len(v) - 1, hi)
-    seg = v[lo - 1:hi + 1]
-    if seg.size < 3:
+    k = _local_maxima(v, lo, hi)
+    if k.size == 0:
         return None
-    mid = seg[1:-1]
-    peak = (mid >= seg[:-2]) & (mid > seg[2:])
-    if not peak.any():
-        return None
-    return lo + int(np.argmax(np.where(peak, mid, -np.inf)))     # the first of the largest, as _local_maxima orders them
+    return int(k[np.argmax(v[k])])
 
 
 def qrs_bounds(v: np.ndarray, fiducial: int, fs: float) -> tuple[int | None, int | None]:
@@ -635,7 +630,7 @@ class BeatTimings:
     p_lag: np.ndarray               # best lag of the P segment, samples (NaN: no P search)
     p_locked: np.ndarray            # bool: P found at the median beat's position (r and lag within tolerance)
     rr_before_s: np.ndarray         # RR interval before the beat, s (NaN for the first beat)
-    pt_detail: np.ndarray | None = None   # each beat's leads at the P/T wavelet scale (beats x leads x window)
+    pt_detail: np.ndarray           # each beat's leads at the P/T wavelet scale (beats x leads x window)
 
 
 def _nan(n: int) -> np.ndarray:
@@ -745,7 +740,6 @@ def lead_p_durations(bs: BeatSet, b: Boundaries, t: BeatTimings, rows: list[int]
         return {}
     fs = bs.fs
     ms = lambda s: int(round(s * fs))  # noqa: E731
-    shift = int(round(np.log2(fs / 500.0)))
     flank = ms(P_FLANK_S)
     locked = np.flatnonzero(t.p_locked)
     out: dict[int, np.ndarray] = {}
@@ -753,10 +747,7 @@ def lead_p_durations(bs: BeatSet, b: Boundaries, t: BeatTimings, rows: list[int]
         on, off = b.p_on_by_lead[r], b.p_off_by_lead[r]
         if on is None or off is None:
             continue
-        if t.pt_detail is not None:
-            v = np.abs(t.pt_detail[:, r, :])
-        else:
-            v = np.abs(wavelet_detail(np.nan_to_num(bs.beats[:, r, :]), PT_SCALE_LEVEL + shift))
+        v = np.abs(t.pt_detail[:, r, :])
         d = _nan(v.shape[0])
         for i in locked:
             k = int(t.p_lag[i])

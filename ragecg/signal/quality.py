@@ -132,12 +132,8 @@ def _filled(x: np.ndarray) -> np.ndarray | None:
     return np.where(finite, x, np.nanmedian(x[finite]) if finite.any() else 0.0).astype(np.float64)
 
 
-def _assess_lead(raw: np.ndarray, fs: float, spectra: _LeadSpectra | None = None) -> LeadQuality:
-    """One lead's state. `spectra`: `_lead_spectra` of the filled lead, when computed with the other leads."""
-    x = _filled(raw)
-    if x is None:
-        missing = 1 - np.isfinite(raw).mean()
-        return LeadQuality(state="missing", reason=f"{100 * missing:.0f}% of samples are NaN/inf")
+def _assess_lead(x: np.ndarray, fs: float, sp: _LeadSpectra) -> LeadQuality:
+    """The state of one lead with data (`_filled`), from its samples and its `_lead_spectra`."""
     p2p = float(np.ptp(x))
     if p2p < FLAT_P2P_MV:
         return LeadQuality(state="flat", reason=f"peak-to-peak {p2p:.3f} mV (< {FLAT_P2P_MV} mV): flat or disconnected")
@@ -151,7 +147,6 @@ def _assess_lead(raw: np.ndarray, fs: float, spectra: _LeadSpectra | None = None
     if at_rail >= SATURATION_FRACTION and len(x) > 50:
         return LeadQuality(state="saturated", reason=f"{100 * at_rail:.0f}% of samples at the recording limit (clipped)")
     nyq = fs / 2
-    sp = spectra if spectra is not None else _lead_spectra(x[None, :], fs)[0]
     f, pxx = sp.f, sp.pxx
     band = (f >= 1) & (f <= 40)
     high = f > 40
@@ -201,8 +196,15 @@ def assess_quality(ecg: Ecg, *, muscle_filter_hz: float | None = None,
     filled = {ld: _filled(ecg.lead(ld)) for ld in present}
     readable = [ld for ld in present if filled[ld] is not None]
     spectra = dict(zip(readable, _lead_spectra(np.stack([filled[ld] for ld in readable]), fs))) if readable else {}
-    leads = {ld: (LeadQuality(state="missing", reason="not in the recording") if ld in absent
-                  else _assess_lead(ecg.lead(ld), fs, spectra.get(ld))) for ld in STANDARD_LEADS}
+    leads = {}
+    for ld in STANDARD_LEADS:
+        if ld in absent:
+            leads[ld] = LeadQuality(state="missing", reason="not in the recording")
+        elif filled[ld] is None:
+            missing = 1 - np.isfinite(ecg.lead(ld)).mean()
+            leads[ld] = LeadQuality(state="missing", reason=f"{100 * missing:.0f}% of samples are NaN/inf")
+        else:
+            leads[ld] = _assess_lead(filled[ld], fs, spectra[ld])
     if muscle_filter_hz and raw_hf_uv:
         for ld, hf in raw_hf_uv.items():
             if hf is None or leads[ld].state not in ("good", "noisy"):
